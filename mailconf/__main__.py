@@ -1,0 +1,3 @@
+from mailconf.cli import main
+
+main()

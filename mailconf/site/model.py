@@ -1,0 +1,287 @@
+"""The site description: pydantic models with safe defaults. Unknown keys are rejected everywhere."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from mailconf.site.types import (
+    AbsPath,
+    Address,
+    Domain,
+    Fqdn,
+    IPAddress,
+    Network,
+    PasswordHash,
+    UnixName,
+    check_address,
+    check_folder,
+    check_local_part,
+    check_unix_name,
+)
+
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+# Trusted (relaying) networks: private ranges may be any size; public ones at most this wide.
+PRIVATE_RANGES = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
+LOOPBACK_RANGES = [ipaddress.ip_network(n) for n in LOOPBACK]
+MAX_PUBLIC_PREFIX = {4: 24, 6: 48}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _off_is_none(value: object) -> object:
+    return None if value is False else value
+
+
+Port = Annotated[int | None, BeforeValidator(_off_is_none), Field(ge=1, le=65535)]
+
+
+def _size(value: object) -> object:
+    """Accept 52428800, "50M", "512K", "1G"."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)B?\s*", value, re.IGNORECASE)
+        if not match:
+            raise ValueError(f"{value!r} is not a size: write bytes (10240000) or 50M, 512K, 1G")
+        return int(match[1]) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[match[2].upper()]
+    return value
+
+
+class Ports(Strict):
+    """Listening ports; `false` turns a service off."""
+
+    smtp: Port = 25
+    submission: Port = 587
+    smtps: Port = 465
+    pop3: Port = 110
+    pop3s: Port = 995
+    imap: Port = 143
+    imaps: Port = 993
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        used = [p for p in self.model_dump().values() if p is not None]
+        if len(used) != len(set(used)):
+            raise ValueError("two services share one port: give each its own")
+        return self
+
+
+class Host(Strict):
+    name: Fqdn = Field(description="Fully qualified host name: myhostname, SMTP greeting and HELO name.")
+    ipv4: IPAddress | None = Field(None, description="Public IPv4 address (for DNS records).")
+    ipv6: IPAddress | None = Field(None, description="Public IPv6 address (for DNS records).")
+    listen: list[IPAddress] = Field(default_factory=list, description="Addresses to listen on; empty: all.")
+    ports: Ports = Field(default_factory=Ports)
+
+    @field_validator("ipv4")
+    @classmethod
+    def _v4(cls, value: str | None) -> str | None:
+        if value is not None and ipaddress.ip_address(value).version != 4:
+            raise ValueError(f"{value} is not an IPv4 address")
+        return value
+
+    @field_validator("ipv6")
+    @classmethod
+    def _v6(cls, value: str | None) -> str | None:
+        if value is not None and ipaddress.ip_address(value).version != 6:
+            raise ValueError(f"{value} is not an IPv6 address")
+        return value
+
+
+def _name_to_mapping(key: str):
+    def convert(value: object) -> object:
+        return {key: value} if isinstance(value, str) else value
+
+    return convert
+
+
+class MailDomain(Strict):
+    """`local`: unix accounts, joe gets mail as joe@ every local domain. `virtual`: mailboxes of their own."""
+
+    name: Domain
+    type: Literal["local", "virtual"] = "local"
+    catch_all: str | None = Field(None, description="Where mail for unknown addresses in this domain goes.")
+
+    @field_validator("catch_all")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        return None if value is None else check_target(value)
+
+
+class User(Strict):
+    """A local user (`name`: a unix account) or a virtual one (`address` + `password_hash`)."""
+
+    name: UnixName | None = None
+    address: Address | None = None
+    password_hash: PasswordHash | None = Field(
+        None, description="Virtual users: a crypt hash Dovecot knows, e.g. from `doveadm pw -s SHA512-CRYPT`."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> User:
+        if (self.name is None) == (self.address is None):
+            raise ValueError("a user has either `name` (a unix account) or `address` (a virtual mailbox)")
+        if self.address and not self.password_hash:
+            raise ValueError("a virtual user needs `password_hash` (make one with `doveadm pw -s SHA512-CRYPT`)")
+        if self.name and self.password_hash:
+            raise ValueError("a local user logs in with the unix account's password: drop `password_hash`")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.address or self.name or ""
+
+
+def check_target(value: str) -> str:
+    """An alias target: a local user or alias name, or an e-mail address."""
+    value = str(value)
+    return check_address(value) if "@" in value else check_unix_name(value)
+
+
+def check_alias_name(value: str) -> str:
+    """A local part (applies to every local domain) or a full address."""
+    value = str(value)
+    return check_address(value) if "@" in value else check_local_part(value)
+
+
+AliasName = Annotated[str, BeforeValidator(str), BeforeValidator(check_alias_name)]
+Target = Annotated[str, BeforeValidator(check_target)]
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+Targets = Annotated[list[Target], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
+class Smarthost(Strict):
+    host: Domain = Field(description="Relay host for all outbound mail.")
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    credentials_file: str | None = Field(
+        None,
+        description="File holding `username:password` (mode 0600), relative to the site file. Never inline.",
+    )
+
+
+class Mailbox(Strict):
+    format: Literal["maildir", "mbox"] = "maildir"
+    spool: AbsPath = Field("/var/mail", description="mbox spool of local users (/var/mail/USER).")
+    maildir: Annotated[str, AfterValidator(check_folder)] = Field(
+        "Maildir", description="Maildir folder inside a local user's home."
+    )
+    virtual_root: AbsPath = Field("/var/mail/vhosts", description="Virtual mailboxes: ROOT/DOMAIN/USER.")
+    virtual_uid: Annotated[int, Field(ge=100, le=2**31)] = 5000
+    virtual_gid: Annotated[int, Field(ge=100, le=2**31)] = 5000
+
+
+class Tls(Strict):
+    enabled: bool = True
+    cert: AbsPath | None = Field(None, description="Default: /etc/letsencrypt/live/HOST/fullchain.pem")
+    key: AbsPath | None = Field(None, description="Default: /etc/letsencrypt/live/HOST/privkey.pem")
+
+
+class PopImap(Strict):
+    protocols: list[Literal["imap", "pop3"]] = Field(default_factory=lambda: ["imap", "pop3"])
+
+
+class Site(Strict):
+    """One mail host: its names, domains, users, aliases and relay policy."""
+
+    host: Host
+    domains: Annotated[
+        list[Annotated[MailDomain, BeforeValidator(_name_to_mapping("name"))]], Field(min_length=1)
+    ]
+    users: list[Annotated[User, BeforeValidator(_name_to_mapping("name"))]] = Field(default_factory=list)
+    aliases: dict[AliasName, Targets] = Field(default_factory=dict)
+    users_file: str | None = Field(None, description="Bulk users, one per line: `name` or `address:hash`.")
+    aliases_file: str | None = Field(None, description="Bulk aliases, one per line: `name: target, target`.")
+    postmaster: Target | None = Field(None, description="Who gets postmaster@ mail. Default: the first user.")
+    abuse: Target | None = Field(None, description="Who gets abuse@ mail. Default: the postmaster.")
+    trusted_networks: list[TrustedNetwork] = Field(
+        default_factory=lambda: list(LOOPBACK),
+        description="Clients that may relay without logging in. Loopback is always trusted.",
+    )
+    relay_domains: list[Domain] = Field(default_factory=list, description="Domains we are backup MX for.")
+    smarthost: Smarthost | None = None
+    mailbox: Mailbox = Field(default_factory=Mailbox)
+    message_size_limit: Annotated[int, BeforeValidator(_size), Field(ge=1024)] = 52428800
+    tls: Tls = Field(default_factory=Tls)
+    pop_imap: PopImap = Field(default_factory=PopImap)
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _with_loopback(cls, networks: list[str]) -> list[str]:
+        return sorted(set(networks) | set(LOOPBACK), key=lambda n: (":" in n, n))
+
+    @model_validator(mode="after")
+    def _secure(self) -> Site:
+        ports = self.host.ports
+        auth = [p for p in (ports.submission, ports.smtps, ports.pop3, ports.pop3s, ports.imap, ports.imaps) if p]
+        if not self.tls.enabled and auth:
+            raise ValueError(
+                "TLS is off but password logins are on (submission, POP3 or IMAP): passwords would cross the "
+                "network in clear. Keep `tls.enabled: true`, or turn those ports off (`false`)"
+            )
+        if self.tls.cert is None:
+            self.tls.cert = f"/etc/letsencrypt/live/{self.host.name}/fullchain.pem"
+        if self.tls.key is None:
+            self.tls.key = f"/etc/letsencrypt/live/{self.host.name}/privkey.pem"
+        return self
+
+    # Views the backends share, so no backend recomputes them.
+    @property
+    def local_domains(self) -> list[str]:
+        return [d.name for d in self.domains if d.type == "local"]
+
+    @property
+    def virtual_domains(self) -> list[str]:
+        return [d.name for d in self.domains if d.type == "virtual"]
+
+    @property
+    def local_users(self) -> list[User]:
+        return [u for u in self.users if u.name]
+
+    @property
+    def virtual_users(self) -> list[User]:
+        return [u for u in self.users if u.address]
+
+    @property
+    def postmaster_target(self) -> str:
+        if self.postmaster:
+            return self.postmaster
+        return self.users[0].key if self.users else "root"
+
+    @property
+    def abuse_target(self) -> str:
+        return self.abuse or self.postmaster_target
+
+
+def check_trusted_network(text: str) -> str:
+    network = ipaddress.ip_network(text, strict=False)
+    if network.prefixlen == 0:
+        raise ValueError(f"{text} trusts the whole Internet: that is an open relay")
+    if any(network.subnet_of(r) for r in PRIVATE_RANGES + LOOPBACK_RANGES if r.version == network.version):
+        return text
+    widest = MAX_PUBLIC_PREFIX[network.version]
+    if network.prefixlen < widest:
+        raise ValueError(
+            f"{text} is a public range wider than /{widest}: every host in it could relay through you. "
+            f"List the exact networks of your own clients (at most /{widest} each), or use submission with a login"
+        )
+    return text
+
+
+TrustedNetwork = Annotated[Network, AfterValidator(check_trusted_network)]
