@@ -27,9 +27,9 @@ class Backend(Protocol):
 # name -> "module:Class"; an entry of None is a program whose backend has not landed yet.
 MTAS: dict[str, str | None] = {
     "postfix": "mailconf.mta.postfix:Postfix",
-    "exim": None,
-    "sendmail": None,
-    "qmail": None,
+    "exim": "mailconf.mta.exim:Exim",
+    "sendmail": "mailconf.mta.sendmail:Sendmail",
+    "qmail": "mailconf.mta.qmail:Qmail",
 }
 POP_IMAP: dict[str, str | None] = {"dovecot": "mailconf.popimap.dovecot:Dovecot"}
 

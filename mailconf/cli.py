@@ -134,5 +134,176 @@ def init(
     print(f"wrote {config}; next: mailconf validate -c {config}")
 
 
+RootOption = Annotated[Path, typer.Option(help="Where the configs live: / on the host, or a sandbox directory.")]
+InitOption = Annotated[
+    str | None,
+    typer.Option(help="systemd, sysvinit, openrc, daemontools, runit or none (default: detected; none under --root)."),
+]
+MtaOption = Annotated[str, typer.Option(help="postfix, exim, sendmail or qmail.")]
+PopImapOption = Annotated[str, typer.Option("--pop-imap", help="dovecot, or none.")]
+
+
+def _manage(action):
+    """Run a manage action: bad input exits 2, a refused or undone change exits 1 with the reason."""
+    from mailconf.errors import MailconfError
+    from mailconf.manage.apply import ApplyFailed
+
+    try:
+        return action()
+    except MailconfError as error:
+        _bad_input(error)
+    except ApplyFailed as failure:
+        print(str(failure), file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def diff(
+    config: ConfigOption = DEFAULT_CONFIG,
+    mta: MtaOption = "postfix",
+    pop_imap: PopImapOption = "none",
+    root: RootOption = Path("/"),
+) -> None:
+    """Show what apply would change: a unified diff, installed -> rendered (secrets: names only)."""
+    from mailconf.manage.apply import diff as show_diff
+    from mailconf.manage.apply import make_plan, programs_for
+
+    loaded = _load(config)
+    plan = _manage(lambda: make_plan(loaded, programs_for(mta, pop_imap), root.resolve(), "none"))
+    text = show_diff(plan, color=sys.stdout.isatty())
+    print(text or "no differences: the installed files match the site description", end="" if text else "\n")
+
+
+@app.command()
+def apply(
+    config: ConfigOption = DEFAULT_CONFIG,
+    mta: MtaOption = "postfix",
+    pop_imap: PopImapOption = "none",
+    root: RootOption = Path("/"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; change nothing.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite files edited by hand or not written by mailconf.")] = False,
+    no_reload: Annotated[bool, typer.Option("--no-reload", help="Install, but do not reload the services.")] = False,
+    init: InitOption = None,
+) -> None:
+    """Validate the new configs with the native tools, back up, install atomically, reload (undo on failure)."""
+    from mailconf.manage.apply import apply as do_apply
+    from mailconf.manage.apply import programs_for
+
+    loaded = _load(config)
+    _manage(
+        lambda: do_apply(
+            loaded, programs_for(mta, pop_imap), root.resolve(), init=init, force=force, dry_run=dry_run,
+            reload=not no_reload,
+        )
+    )
+
+
+@app.command()
+def rollback(
+    root: RootOption = Path("/"),
+    to: Annotated[str | None, typer.Option(help="The backup set to restore (its timestamp); default: latest.")] = None,
+    no_reload: Annotated[bool, typer.Option("--no-reload", help="Restore, but do not reload the services.")] = False,
+) -> None:
+    """Restore the files saved by the last apply (or --to TIMESTAMP) and reload the services."""
+    from mailconf.manage.apply import rollback as do_rollback
+
+    _manage(lambda: do_rollback(root.resolve(), to, reload=not no_reload))
+
+
+@app.command()
+def services(
+    mta: MtaOption = "postfix",
+    init: Annotated[str, typer.Option(help="systemd, sysvinit, openrc, daemontools or runit.")] = "systemd",
+    pop_imap: PopImapOption = "none",
+) -> None:
+    """Print the commands that enable, start, reload and check each service (and run scripts if any)."""
+    from mailconf.manage.services import print_services
+
+    _manage(lambda: print_services([mta] + ([pop_imap] if pop_imap != "none" else []), init))
+
+
+@app.command("dns-records")
+def dns_records(
+    config: ConfigOption = DEFAULT_CONFIG,
+    format: Annotated[str, typer.Option("--format", help="zone (zone-file text) or json.")] = "zone",
+    mta_sts_policy: Annotated[
+        Path | None, typer.Option("--mta-sts-policy", help="Write the MTA-STS policy file (to serve over HTTPS) here.")
+    ] = None,
+) -> None:
+    """Print the DNS records the site needs: one $ORIGIN block per zone, and the PTR the provider sets."""
+    from mailconf.dns.records import json_text, publication, zone_text
+    from mailconf.errors import MailconfError
+
+    if format not in ("zone", "json"):
+        _bad_input(ValueError(f"dns-records: --format is zone or json, not {format!r}"))
+    loaded = _load(config)
+    try:
+        published = publication(loaded)
+    except MailconfError as error:
+        _bad_input(error)
+    if mta_sts_policy is not None:
+        if published.mta_sts_policy is None:
+            _bad_input(ValueError(f"{config}: dns.mta_sts is off, so there is no MTA-STS policy to write"))
+        mta_sts_policy.write_text(published.mta_sts_policy, encoding="ascii", newline="")
+    ttl = loaded.site.dns.ttl
+    print(zone_text(published, ttl) if format == "zone" else json_text(published, ttl), end="")
+
+
+@app.command("check-dns")
+def check_dns(
+    config: ConfigOption = DEFAULT_CONFIG,
+    nameserver: Annotated[
+        str | None, typer.Option(help="Ask this server (IP[:PORT]) instead of the system resolver.")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.", min=0.1)] = 3.0,
+) -> None:
+    """Check live DNS: MX, A/AAAA, reverse DNS, SPF, DMARC, DKIM, MTA-STS, TLS-RPT. Exit 1 on errors."""
+    import asyncio
+
+    from mailconf.dns.checks import check_dns as run_checks
+    from mailconf.dns.checks import json_report, text_report
+    from mailconf.dns.lookup import Lookup, parse_nameserver
+    from mailconf.errors import MailconfError
+
+    if format not in ("text", "json"):
+        _bad_input(ValueError(f"check-dns: --format is text or json, not {format!r}"))
+    try:
+        server = parse_nameserver(nameserver) if nameserver else (None, 53)
+    except ValueError as error:
+        _bad_input(error)
+    loaded = _load(config)
+    try:
+        findings = asyncio.run(run_checks(loaded, Lookup(*server, timeout=timeout)))
+    except MailconfError as error:
+        _bad_input(error)
+    print(text_report(findings) if format == "text" else json_report(findings))
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(1)
+
+
+@app.command("dkim-keygen")
+def dkim_keygen(
+    config: ConfigOption = DEFAULT_CONFIG,
+    selector: Annotated[str | None, typer.Option(help="Only this selector (one of dns.dkim_selectors).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace existing keys.")] = False,
+) -> None:
+    """Make RSA 2048 DKIM keys per domain and selector (private key mode 0600); existing keys are kept."""
+    from mailconf.dns.dkim import keygen
+    from mailconf.errors import MailconfError
+
+    loaded = _load(config)
+    selectors = loaded.site.dns.dkim_selectors
+    if selector is not None and selector not in selectors:
+        _bad_input(ValueError(f"{config}: selector {selector!r} is not in dns.dkim_selectors ({', '.join(selectors)})"))
+    try:
+        made = keygen(loaded, [selector] if selector else selectors, force)
+    except MailconfError as error:
+        _bad_input(error)
+    for files, new in made:
+        print(f"wrote {files.private} (0600) and {files.public}" if new else f"kept {files.private} (use --force)")
+    print(f"next: mailconf dns-records -c {config}, and publish the DKIM TXT records")
+
+
 def main() -> None:
     app()

@@ -170,6 +170,8 @@ def write_tree(rendering: Rendering, out: Path, target: Target, programs: dict[s
         shutil.rmtree(staging, ignore_errors=True)
     if target.root:
         make_directories(rendering.directories, out)
+        for f in rendering.files:
+            chown(out / f.path.lstrip("/"), f.owner, f.group)
     return written
 
 
@@ -178,18 +180,24 @@ def _manifest_bytes(rendering: Rendering, target: Target, programs: dict[str, st
 
 
 def make_directories(directories: list[Directory], root: Path) -> None:
-    """Create the directories the configs name, with owner and mode when we may (as root, owner known)."""
-    import grp
-    import pwd
-
+    """Create the directories the configs name, with owner and mode."""
     for directory in directories:
         path = root / directory.path.lstrip("/")
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, directory.mode)
-        if os.geteuid() == 0:
-            try:
-                uid = int(directory.owner) if directory.owner.isdigit() else pwd.getpwnam(directory.owner).pw_uid
-                gid = int(directory.group) if directory.group.isdigit() else grp.getgrnam(directory.group).gr_gid
-            except KeyError:
-                continue  # the account does not exist on this machine (yet): leave root's
-            os.chown(path, uid, gid)
+        chown(path, directory.owner, directory.group)
+
+
+def chown(path: Path, owner: str, group: str) -> None:
+    """Give `path` to owner:group (names or numbers) when we may: as root, and the accounts exist here."""
+    import grp
+    import pwd
+
+    if os.geteuid() != 0:
+        return
+    try:
+        uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
+        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        return  # the account does not exist on this machine (yet): leave root's
+    os.chown(path, uid, gid)

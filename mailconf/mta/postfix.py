@@ -103,6 +103,7 @@ class Postfix:
             tls=site.tls.enabled,
             tls_cert=p(site.tls.cert or ""),
             tls_key=p(site.tls.key or ""),
+            overrides=site.overrides.postfix.main,
         )
         check = f"postfix {self._c(target)}check"
         out.files.insert(0, RenderedFile(f"{ETC}/main.cf", main_cf, check=check))
@@ -121,6 +122,7 @@ class Postfix:
             "check": [check],
             "start": [f"postfix {self._c(target)}start"],
             "reload": [f"postfix {self._c(target)}reload"],
+            "status": [f"postfix {self._c(target)}status"],
         }
         return out
 
@@ -142,7 +144,7 @@ class Postfix:
             if service == "smtps":
                 options.append("smtpd_tls_wrappermode=yes")
             listeners.append(Listener(name, options))
-        return render_template("postfix/master.cf.j2", listeners=listeners)
+        return render_template("postfix/master.cf.j2", listeners=listeners, overrides=loaded.site.overrides.postfix.master)
 
     @staticmethod
     def _virtual_aliases(loaded: LoadedSite) -> list[tuple[str, str]]:

@@ -54,6 +54,7 @@ class Dovecot:
             },
             auth_socket=p(socket_path),
             auth_socket_owner=socket_owner,
+            overrides=site.overrides.dovecot,
         )
         check = f"doveconf -c {p(CONF)} -n"
         out.files.append(RenderedFile(CONF, conf, check=check))
@@ -67,5 +68,6 @@ class Dovecot:
             "check": [check],
             "start": [f"dovecot {config}".strip()],
             "reload": [f"doveadm {config}reload"],
+            "status": [f"doveadm {config}service status"],
         }
         return out

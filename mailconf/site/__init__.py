@@ -89,7 +89,7 @@ def _bulk(path: Path, located: Located, data: dict[str, Any], key: str, parse, p
         problems.append(Problem(located.locate((key,)), f"cannot read {key} {name!r}: {reason}"))
         return []
     try:
-        return [(Location(str(file), line), item) for line, item in parse(text, str(file))]
+        return [(Location(str(file), line, 1), item) for line, item in parse(text, str(file))]
     except MailconfError as exc:
         problems.extend(exc.problems)
         return []

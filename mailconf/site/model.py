@@ -46,7 +46,7 @@ def _off_is_none(value: object) -> object:
     return None if value is False else value
 
 
-Port = Annotated[int | None, BeforeValidator(_off_is_none), Field(ge=1, le=65535)]
+Port = Annotated[Annotated[int, Field(ge=1, le=65535)] | None, BeforeValidator(_off_is_none)]
 
 
 def _size(value: object) -> object:
@@ -195,6 +195,140 @@ class Tls(Strict):
 
 class PopImap(Strict):
     protocols: list[Literal["imap", "pop3"]] = Field(default_factory=lambda: ["imap", "pop3"])
+    mode: Literal["standalone", "inetd", "xinetd"] = Field(
+        "standalone", description="standalone: Dovecot listens itself; inetd/xinetd: the super-server does."
+    )
+
+
+def _setting_value(value: object) -> object:
+    """One line of a native config: YAML's yes/no and numbers are written as the programs spell them."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("a native setting is one line without control characters")
+    return value
+
+
+def _setting_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+        raise ValueError(f"{value!r} is not a plain parameter name (lower-case letters, digits and _)")
+    return value
+
+
+SettingName = Annotated[str, AfterValidator(_setting_name)]
+SettingValue = Annotated[str, BeforeValidator(_setting_value), AfterValidator(str.strip)]
+RELAY_GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject"}
+
+
+def check_postfix_relay_setting(name: str, value: str) -> None:
+    """An override must not open a relay silently: the relay restrictions keep a guard, mynetworks stays narrow."""
+    items = [item for item in re.split(r"[\s,]+", value) if item]
+    if name == "smtpd_relay_restrictions":
+        guard = next((i for i, item in enumerate(items) if item in RELAY_GUARDS), None)
+        if guard is None or "permit" in items[:guard]:
+            raise ValueError(
+                f"smtpd_relay_restrictions = {value!r} would let anyone relay: end it with "
+                "reject_unauth_destination (and put no bare `permit` before it)"
+            )
+    elif name == "mynetworks":
+        for item in items:
+            check_trusted_network(item.strip("[]").replace("]/", "/"))
+    elif name == "mynetworks_style" and value != "host":
+        raise ValueError("mynetworks_style other than `host` trusts whole networks: list trusted_networks instead")
+
+
+class PostfixOverrides(Strict):
+    main: dict[SettingName, SettingValue] = Field(
+        default_factory=dict, description="main.cf parameters, written last so they win."
+    )
+    master: list[SettingValue] = Field(default_factory=list, description="Extra master.cf lines (services, -o ...).")
+
+    @model_validator(mode="after")
+    def _keeps_relay_guard(self) -> PostfixOverrides:
+        for name, value in self.main.items():
+            check_postfix_relay_setting(name, value)
+        for line in self.master:
+            for name, value in re.findall(r"-o\s*([a-z_]+)=(\S*)", line):
+                check_postfix_relay_setting(name, value)
+        return self
+
+
+class Overrides(Strict):
+    """Raw native settings per program, validated and placed where the program reads them."""
+
+    postfix: PostfixOverrides = Field(default_factory=PostfixOverrides)
+    dovecot: dict[SettingName, SettingValue] = Field(default_factory=dict, description="dovecot.conf settings.")
+    exim: dict[SettingName, SettingValue] = Field(default_factory=dict, description="Exim main-section options.")
+    sendmail: list[SettingValue] = Field(default_factory=list, description="Extra sendmail.mc lines.")
+
+
+def check_remote_user(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._%+=@-]{1,128}", value):
+        raise ValueError(f"{value!r} is not a plain login name (letters, digits and . _ % + = @ -)")
+    return value
+
+
+class FetchmailMailbox(Strict):
+    """A remote mailbox fetchmail collects and hands to the local MTA over SMTP."""
+
+    server: Domain
+    protocol: Literal["pop3", "imap"] = "imap"
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    user: Annotated[str, AfterValidator(check_remote_user)]
+    password_file: str = Field(description="File holding the password (mode 0600), relative to the site file.")
+    ssl: bool = True
+    deliver_to: Target = Field(description="Local user or address that receives the mail.")
+
+
+class Fetchmail(Strict):
+    poll_interval: Annotated[int, Field(ge=30)] = 300
+    mailboxes: list[FetchmailMailbox] = Field(default_factory=list)
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_KEY_DIR = re.compile(r"[A-Za-z0-9._+@/-]+")
+
+
+class Dns(Strict):
+    """What `mailconf dns-records` says to publish and `mailconf check-dns` expects to find."""
+
+    ttl: Annotated[int, Field(ge=60, le=604800)] = 3600
+    spf: str | None = Field(None, description="Your own SPF record. Default: v=spf1 mx a ip4:HOST ip6:HOST -all")
+    dmarc_policy: Literal["none", "quarantine", "reject"] = "quarantine"
+    reports: Address | None = Field(None, description="Where DMARC and TLS reports go. Default: postmaster@DOMAIN.")
+    dkim_selectors: list[str] = Field(default_factory=lambda: ["mail"], description="DKIM selectors to publish.")
+    dkim_keys: str = Field("dkim", description="Directory of DKIM keys (SELECTOR.DOMAIN.key), beside the site file.")
+    mta_sts: Literal["off", "none", "testing", "enforce"] = Field(
+        "testing", description="MTA-STS policy mode; `off` publishes no MTA-STS records."
+    )
+
+    @field_validator("spf")
+    @classmethod
+    def _spf(cls, value: str | None) -> str | None:
+        from mailconf.dns.spf import parse_spf  # the SPF grammar lives with the DNS code
+
+        if value is not None:
+            parse_spf(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("dkim_selectors")
+    @classmethod
+    def _selectors(cls, value: list[str]) -> list[str]:
+        for selector in value:
+            if not _DNS_LABEL.fullmatch(selector):
+                raise ValueError(f"{selector!r} is not a DKIM selector: lower-case letters, digits, inner hyphens")
+        if len(set(value)) != len(value):
+            raise ValueError("a DKIM selector is listed twice")
+        return value
+
+    @field_validator("dkim_keys")
+    @classmethod
+    def _key_dir(cls, value: str) -> str:
+        if not _KEY_DIR.fullmatch(value) or ".." in value.split("/"):
+            raise ValueError(f"{value!r} is not a plain directory path (letters, digits and . _ + @ - / only, no ..)")
+        return value
 
 
 class Site(Strict):
@@ -220,6 +354,9 @@ class Site(Strict):
     message_size_limit: Annotated[int, BeforeValidator(_size), Field(ge=1024)] = 52428800
     tls: Tls = Field(default_factory=Tls)
     pop_imap: PopImap = Field(default_factory=PopImap)
+    overrides: Overrides = Field(default_factory=Overrides)
+    fetchmail: Fetchmail | None = None
+    dns: Dns = Field(default_factory=Dns)
 
     @field_validator("trusted_networks")
     @classmethod

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from mailconf.errors import Location, MailconfError, Problem
 from mailconf.site.model import Site
+
+if TYPE_CHECKING:
+    from mailconf.site import LoadedSite
 
 
 def system_aliases(site: Site) -> dict[str, list[str]]:
@@ -51,3 +57,18 @@ def mailbox_path(site: Site, address: str) -> str:
     """Where a virtual mailbox lives relative to mailbox.virtual_root: DOMAIN/USER."""
     local, _, domain = address.rpartition("@")
     return f"{domain}/{local}"
+
+
+def smarthost_login(loaded: LoadedSite) -> tuple[str, str] | None:
+    """The smarthost's (username, password) from the site's 0600 credentials file, or None without one."""
+    smarthost = loaded.site.smarthost
+    if smarthost is None or smarthost.credentials_file is None:
+        return None
+    text = loaded.read_secret(smarthost.credentials_file).strip("\n")
+    user, colon, password = text.partition(":")
+    where = Location(str(loaded.path.parent / smarthost.credentials_file), 1, 1)
+    if not colon or not user or not password or "\n" in text or any(c.isspace() for c in user):
+        raise MailconfError([Problem(where, "the credentials file must hold one line: username:password")])
+    if any(ord(c) < 32 or ord(c) == 127 for c in password):
+        raise MailconfError([Problem(where, "the password contains a control character")])
+    return user, password
