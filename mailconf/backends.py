@@ -38,8 +38,13 @@ def get_backend(name: str, role: str) -> Backend:
     registry = MTAS if role == "mta" else POP_IMAP
     if name not in registry:
         raise MailconfError(
-            [Problem(Location("--mta" if role == "mta" else "--pop-imap"), f"unknown program {name!r}",
-                     f"choose one of: {', '.join(registry)}")]
+            [
+                Problem(
+                    Location("--mta" if role == "mta" else "--pop-imap"),
+                    f"unknown program {name!r}",
+                    f"choose one of: {', '.join(registry)}",
+                )
+            ]
         )
     spec = registry[name]
     if spec is None:

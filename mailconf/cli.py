@@ -305,5 +305,42 @@ def dkim_keygen(
     print(f"next: mailconf dns-records -c {config}, and publish the DKIM TXT records")
 
 
+@app.command()
+def lint(
+    paths: Annotated[list[Path], typer.Argument(help="Config directories or files; a tree holding several is fine.")],
+    mta: Annotated[
+        str | None, typer.Option(help="Read the paths as this program's: postfix, exim, sendmail, qmail, dovecot.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, sarif or github.")] = "text",
+    fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 on findings this severe: error, warning, info.")] = (
+        "error"
+    ),
+    tcp_rules: Annotated[
+        Path | None, typer.Option("--tcp-rules", help="qmail's tcpserver rules (default: ./tcp.smtp, /etc/tcp.smtp).")
+    ] = None,
+) -> None:
+    """Lint native mail configs (relay, TLS, auth, consistency) without running any mail program."""
+    from mailconf.lint.cli import run_lint
+
+    raise typer.Exit(run_lint(paths, mta, fmt, fail_on, tcp_rules))
+
+
+@app.command("check-relay")
+def check_relay(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A site description: render and check.")] = None,
+    mta: Annotated[str | None, typer.Option(help="The program of --config-dir (or the one MTA to render).")] = None,
+    config_dir: Annotated[Path | None, typer.Option("--config-dir", help="Native config directory to check.")] = None,
+    tcp_rules: Annotated[Path | None, typer.Option("--tcp-rules", help="qmail's tcpserver rules file.")] = None,
+    probe: Annotated[list[str] | None, typer.Option("--probe", help="HOST:PORT of a live server to probe.")] = None,
+    xclient: Annotated[str | None, typer.Option(help="Probe: present this client address (Postfix XCLIENT).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    timeout: Annotated[float, typer.Option(help="Probe: seconds to wait for each reply.")] = 10.0,
+) -> None:
+    """Find open relays: in a site description (rendered in memory), in native configs, or live over SMTP."""
+    from mailconf.lint.cli import run_check_relay
+
+    raise typer.Exit(run_check_relay(config, mta, config_dir, tcp_rules, probe, xclient, fmt, timeout))
+
+
 def main() -> None:
     app()

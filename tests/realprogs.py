@@ -35,7 +35,8 @@ from pathlib import Path
 import pytest
 
 PROGRAMS_DIR = Path(os.environ.get("MAILCONF_PROGRAMS_DIR", "/opt/mailconf"))
-EXIM_ROOT = PROGRAMS_DIR / "exim"
+EXIM_ROOT = PROGRAMS_DIR / "exim"  # exim4-daemon-light
+EXIM_HEAVY_ROOT = PROGRAMS_DIR / "exim-heavy"  # exim4-daemon-heavy: + dovecot/cyrus_sasl authenticators, SPF, SQL
 SENDMAIL_ROOT = PROGRAMS_DIR / "sendmail"
 SENDMAIL_CF_DIR = SENDMAIL_ROOT / "usr/share/sendmail/cf"
 NS_ETC = PROGRAMS_DIR / "ns-etc"
@@ -62,6 +63,7 @@ PROGRAMS: dict[str, Path] = {
     "doveconf": Path("/usr/bin/doveconf"),
     "doveadm": Path("/usr/bin/doveadm"),
     "exim": EXIM_ROOT / EXIM.lstrip("/"),
+    "exim-heavy": EXIM_HEAVY_ROOT / EXIM.lstrip("/"),
     "sendmail": SENDMAIL_ROOT / SENDMAIL.lstrip("/"),
     "makemap": SENDMAIL_ROOT / MAKEMAP.lstrip("/"),
     "sendmail-cf": SENDMAIL_CF_DIR / "m4/cf.m4",
@@ -78,7 +80,7 @@ PROGRAMS: dict[str, Path] = {
     "ping": Path("/usr/bin/ping"),
 }
 # Programs that also need root and unshare (namespaces), or root and ip (network namespaces).
-_NEEDS = {"exim": "unshare", "sendmail": "unshare", "makemap": "unshare", "netns": "ip"}
+_NEEDS = {"exim": "unshare", "exim-heavy": "unshare", "sendmail": "unshare", "makemap": "unshare", "netns": "ip"}
 
 
 class DaemonError(RuntimeError):
@@ -221,7 +223,9 @@ def _read_pid(pid_file: Path, timeout: float) -> int | None:
 def _start_daemon(argv: list[str], pid_file: Path, what: str, timeout: float) -> int:
     """Run a self-daemonizing command with output to a file (not pipes a daemon would hold open)."""
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
         pid = _read_pid(pid_file, timeout) if proc.returncode == 0 else None
         if pid is None:
             out.seek(0)
@@ -341,7 +345,7 @@ def _ns_etc() -> Path:
     """The /etc layer for the namespace: hosts with an FQDN host name, and Sendmail's service switch."""
     files = {
         "hosts": (
-            f"127.0.0.1\tlocalhost\n127.0.1.1\t{NS_HOSTNAME} {NS_HOSTNAME.split('.')[0]}\n"
+            f"127.0.0.1\tlocalhost\n127.0.1.1\t{NS_HOSTNAME} {NS_HOSTNAME.split('.', 1)[0]}\n"
             f"{NETNS_SERVER_ADDR}\t{NETNS_SERVER_NAME}\n{NETNS_CLIENT_ADDR}\t{NETNS_CLIENT_NAME}\n"
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
         ),
@@ -377,14 +381,15 @@ def exim(
     args: Sequence[str | os.PathLike[str]],
     stdin: str | None = None,
     *,
+    tree: Path = EXIM_ROOT,
     netns: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real exim4 with ``args``, e.g. ``["-C", cfg, "-bV"]``, ``-bt ADDR`` or ``-bh IP`` + SMTP on stdin.
 
-    Pass absolute paths to ``-C`` (Exim re-execs itself with them).
+    Pass absolute paths to ``-C`` (Exim re-execs itself with them). ``tree=EXIM_HEAVY_ROOT`` runs the heavy build.
     """
-    return run(_with_netns(ns_argv(EXIM_ROOT, [EXIM, *args]), netns), stdin=stdin, timeout=timeout)
+    return run(_with_netns(ns_argv(tree, [EXIM, *args]), netns), stdin=stdin, timeout=timeout)
 
 
 def exim_daemon_start(
@@ -392,6 +397,7 @@ def exim_daemon_start(
     pid_file: str | os.PathLike[str],
     *,
     queue_interval: str | None = "30s",
+    tree: Path = EXIM_ROOT,
     netns: str | None = None,
     timeout: float = 10.0,
 ) -> int:
@@ -402,7 +408,7 @@ def exim_daemon_start(
     pid_path = Path(pid_file).absolute()
     pid_path.unlink(missing_ok=True)
     args = ["-C", Path(config).absolute(), "-bd", *([f"-q{queue_interval}"] if queue_interval else []), "-oP", pid_path]
-    return _start_daemon(_with_netns(ns_argv(EXIM_ROOT, [EXIM, *args]), netns), pid_path, "exim", timeout)
+    return _start_daemon(_with_netns(ns_argv(tree, [EXIM, *args]), netns), pid_path, "exim", timeout)
 
 
 # --------------------------------------------------------------------------------------------- Sendmail

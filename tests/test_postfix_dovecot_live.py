@@ -90,9 +90,24 @@ def mail_host() -> Iterator[dict]:
         certs = root / "etc/ssl/e2e"
         certs.mkdir(parents=True)
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mail.e2e.test",
-             "-keyout", str(certs / "key.pem"), "-out", str(certs / "cert.pem")],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=mail.e2e.test",
+                "-keyout",
+                str(certs / "key.pem"),
+                "-out",
+                str(certs / "cert.pem"),
+            ],
+            check=True,
+            capture_output=True,
         )
         (root / "var/log").mkdir(parents=True)
         # Test-only additions: XCLIENT from loopback (to present an outside address), a log file to debug.
@@ -173,7 +188,7 @@ def read_imap(port: int, user: str, password: str) -> bytes:
 
 def test_local_user_gets_mail_over_smtp_and_reads_it_over_pop3_and_imap(mail_host: dict) -> None:
     ports = mail_host["ports"]
-    send(ports["smtp"], f"info@e2e.test", "to-the-local-alias")
+    send(ports["smtp"], "info@e2e.test", "to-the-local-alias")
     wait_for_file(mail_host["home"] / "Maildir/new", mail_host["root"] / "var/log/postfix.log")
     assert b"to-the-local-alias" in read_imap(ports["imap"], LOCAL_USER, LOCAL_PASSWORD)
     assert b"to-the-local-alias" in read_pop3(ports["pop3"], LOCAL_USER, LOCAL_PASSWORD)

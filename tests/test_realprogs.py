@@ -115,11 +115,10 @@ def test_postfix_refuses_to_relay_for_an_outside_client(open_tmp: Path) -> None:
     pid = realprogs.postfix_start(config)
     try:
         assert realprogs.wait_for_port("127.0.0.1", port)
-        swaks = ["swaks", "--server", "127.0.0.1", "--port", str(port), "--from", "a@outside.test"]
-        outside = realprogs.run([*swaks, "--to", "victim@foreign.example", "--xclient-addr", OUTSIDE_IP,
-                                 "--quit-after", "RCPT"])  # fmt: skip
-        local = realprogs.run([*swaks, "--to", "postmaster@example.test", "--xclient-addr", OUTSIDE_IP,
-                               "--quit-after", "RCPT"])  # fmt: skip
+        swaks = ["swaks", "--timeout", "10", "--server", "127.0.0.1", "--port", str(port), "--from", "a@outside.test"]
+        swaks += ["--xclient-addr", OUTSIDE_IP, "--quit-after", "RCPT"]
+        outside = realprogs.run([*swaks, "--to", "victim@foreign.example"])
+        local = realprogs.run([*swaks, "--to", "postmaster@example.test"])
     finally:
         realprogs.postfix_stop(config)
     assert outside.returncode == 24, outside.stdout
@@ -276,6 +275,16 @@ SMTP_DIALOGUE = (
     "RCPT TO:<alice@example.test>\r\n"
     "QUIT\r\n"
 )
+
+
+def test_exim_heavy_build_has_the_dovecot_authenticator(open_tmp: Path) -> None:
+    realprogs.require("exim-heavy")
+    cp = realprogs.exim(["-C", exim_sandbox(open_tmp), "-bV"], tree=realprogs.EXIM_HEAVY_ROOT)
+    light = realprogs.exim(["-C", open_tmp / "exim.conf", "-bV"])
+    authenticators = [line for line in cp.stdout.splitlines() if line.startswith("Authenticators:")]
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "dovecot" in authenticators[0].split()
+    assert "dovecot" not in light.stdout
 
 
 def test_exim_bh_refuses_to_relay_for_an_outside_client(open_tmp: Path) -> None:
@@ -496,12 +505,12 @@ def test_exim_daemon_in_a_netns_refuses_to_relay_for_the_outside_client(open_tmp
         pid = realprogs.exim_daemon_start(conf, open_tmp / "exim.pid", netns=pair.server)
         try:
             assert realprogs.wait_for_port(pair.server_addr, 2525, netns=pair.client)
-            swaks = realprogs.netns_run(pair.client, ["swaks", "--server", pair.server_addr, "--port", "2525",
-                                                      "--from", "a@outside.test", "--to", "victim@foreign.example",
-                                                      "--quit-after", "RCPT"])  # fmt: skip
+            swaks = ["swaks", "--timeout", "10", "--server", pair.server_addr, "--port", "2525"]
+            swaks += ["--from", "a@outside.test", "--to", "victim@foreign.example", "--quit-after", "RCPT"]
+            refused = realprogs.netns_run(pair.client, swaks)
         finally:
             realprogs.stop_pid(pid)
-    assert swaks.returncode == 24, swaks.stdout
-    assert "550 relay not permitted" in swaks.stdout
+    assert refused.returncode == 24, refused.stdout
+    assert "550 relay not permitted" in refused.stdout
     log = (open_tmp / "exim-spool/rejectlog").read_text()
     assert f"[{pair.client_addr}]" in log

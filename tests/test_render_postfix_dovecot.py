@@ -148,14 +148,18 @@ def test_a_broken_site_exits_2_with_a_located_message_and_writes_nothing(tmp_pat
 def test_the_wheel_ships_the_templates_and_renders_from_another_directory(tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(REPO)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("mailconf-*.whl"))
     target = tmp_path / "installed"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     assert (target / "mailconf/templates/postfix/main.cf.j2").is_file()
     elsewhere = tmp_path / "elsewhere"
@@ -163,7 +167,10 @@ def test_the_wheel_ships_the_templates_and_renders_from_another_directory(tmp_pa
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run(
         [sys.executable, "-c", "import mailconf.render as r; print(r.templates_dir())"],
-        capture_output=True, text=True, cwd=elsewhere, env=env,
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
     )
     assert where.stdout.strip() == str(target / "mailconf/templates"), where.stderr
     done = mailconf("render", "-c", str(REPO / "examples/site.yaml"), "-o", "out", cwd=elsewhere, env=env)

@@ -6,13 +6,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from corpus import HASH
 
 from mailconf.errors import MailconfError
 from mailconf.site import load_site, parse_site
 from mailconf.site.views import address_aliases, system_aliases
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-HASH = "{SHA512-CRYPT}$6$TogXeqoGMJUwQ/4E$qDUz7qxTml/2caZ9fIfO0D8HXioV3IBvLWPTAFJpXE3F0DqDiJ964w6m3VDJW8CwQmptmgX0r5AD.nyGzkvGk."
 
 MINIMAL = """\
 host:
@@ -22,7 +22,7 @@ users: [joe]
 """
 
 
-def parse(text: str, tmp_path: Path | None = None):  # noqa: ANN201
+def parse(text: str, tmp_path: Path | None = None):
     path = (tmp_path or Path("/nonexistent")) / "site.yaml"
     return parse_site(textwrap.dedent(text), path)
 
@@ -155,7 +155,9 @@ def test_duplicate_users_and_domains_are_refused() -> None:
 
 
 def test_a_virtual_user_must_be_in_a_virtual_domain() -> None:
-    text = MINIMAL.replace("users: [joe]", f'users:\n  - joe\n  - address: ann@example.org\n    password_hash: "{HASH}"')
+    text = MINIMAL.replace(
+        "users: [joe]", f'users:\n  - joe\n  - address: ann@example.org\n    password_hash: "{HASH}"'
+    )
     found = problems(text)
     assert any("ann@example.org is not in a virtual domain" in p for p in found), found
 

@@ -106,6 +106,7 @@ class Postfix:
             overrides=site.overrides.postfix.main,
         )
         check = f"postfix {self._c(target)}check"
+        main_cf = _drop_overridden(main_cf, set(site.overrides.postfix.main))
         out.files.insert(0, RenderedFile(f"{ETC}/main.cf", main_cf, check=check))
         out.files.insert(1, RenderedFile(f"{ETC}/master.cf", self._master_cf(loaded), check=check))
 
@@ -144,7 +145,8 @@ class Postfix:
             if service == "smtps":
                 options.append("smtpd_tls_wrappermode=yes")
             listeners.append(Listener(name, options))
-        return render_template("postfix/master.cf.j2", listeners=listeners, overrides=loaded.site.overrides.postfix.master)
+        extra = loaded.site.overrides.postfix.master
+        return render_template("postfix/master.cf.j2", listeners=listeners, overrides=extra)
 
     @staticmethod
     def _virtual_aliases(loaded: LoadedSite) -> list[tuple[str, str]]:
@@ -171,3 +173,22 @@ def _credentials(loaded: LoadedSite, name: str) -> tuple[str, str]:
     if any(ord(c) < 32 for c in password):
         raise MailconfError([Problem(where, "the password contains a control character")])
     return user, password
+
+
+OVERRIDES_MARK = "# Overrides from the site description"
+
+
+def _drop_overridden(main_cf: str, names: set[str]) -> str:
+    """Postfix warns about a parameter set twice: the rendered line of an overridden parameter (and its
+    continuation lines) gives way to the override at the end."""
+    if not names:
+        return main_cf
+    head, mark, tail = main_cf.partition(OVERRIDES_MARK)
+    kept, skipping = [], False
+    for line in head.splitlines(keepends=True):
+        if skipping and line[:1] in " \t" and line.strip():
+            continue
+        skipping = "=" in line and line[:1] not in "# \t" and line.split("=", 1)[0].strip() in names
+        if not skipping:
+            kept.append(line)
+    return "".join(kept) + mark + tail

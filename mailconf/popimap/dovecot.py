@@ -25,8 +25,9 @@ class Dovecot:
         ports = site.host.ports
         protocols = site.pop_imap.protocols
 
-        def port(protocol: str, value: int | None) -> int:
-            return value if protocol in protocols and value else 0  # 0: listener off
+        def port(protocol: str, value: int | None, tls: bool = False) -> int:
+            inetd = site.pop_imap.mode != "standalone" and not tls  # inetd serves the STARTTLS ports
+            return value if protocol in protocols and value and not inetd else 0  # 0: listener off
 
         if site.mailbox.format == "maildir":
             mail_location = f"maildir:~/{site.mailbox.maildir}"
@@ -48,9 +49,9 @@ class Dovecot:
             system_users=bool(site.local_domains),
             ports={
                 "imap": port("imap", ports.imap),
-                "imaps": port("imap", ports.imaps),
+                "imaps": port("imap", ports.imaps, tls=True),
                 "pop3": port("pop3", ports.pop3),
-                "pop3s": port("pop3", ports.pop3s),
+                "pop3s": port("pop3", ports.pop3s, tls=True),
             },
             auth_socket=p(socket_path),
             auth_socket_owner=socket_owner,

@@ -115,14 +115,13 @@ def _pydantic_problem(error: dict[str, Any], located: Located) -> Problem:
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
     hint = ""
-    # pydantic reports discriminating wrappers (e.g. 'function-before[...]') in loc: drop them.
-    loc = tuple(part for part in loc if not (isinstance(part, str) and "[" in part and part != KEY))
-    if kind == "extra_forbidden":
+    loc = _data_path(located.data, loc, keep_last=kind == "missing")
+    if kind == "extra_forbidden" and loc:
         allowed = _fields_at(loc[:-1])
         message = f"unknown key {loc[-1]!r}"
         hint = f"allowed here: {', '.join(allowed)}" if allowed else "remove it"
         loc = (*loc, KEY)
-    elif kind == "missing":
+    elif kind == "missing" and loc:
         message = f"missing required key {loc[-1]!r}"
         where = located.locate(loc[:-1])
         return Problem(where, message, "add it")
@@ -130,6 +129,25 @@ def _pydantic_problem(error: dict[str, Any], located: Located) -> Problem:
         value = error.get("input")
         message = f"{message} (got {type(value).__name__} {value!r})" if not isinstance(value, dict | list) else message
     return Problem(located.locate(loc), message, hint)
+
+
+def _data_path(data: Any, loc: tuple[Any, ...], keep_last: bool) -> tuple[Any, ...]:
+    """The part of pydantic's `loc` that names real keys and indexes in the document.
+
+    pydantic adds names of validators and union members ('function-before[...]', 'int') to a loc; a
+    key or index that does not exist in the data is one of those, except the missing key itself."""
+    path: list[Any] = []
+    for i, part in enumerate(loc):
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        ):
+            data = data[part]
+        elif part == KEY or (keep_last and i == len(loc) - 1):
+            pass
+        else:
+            continue
+        path.append(part)
+    return tuple(path)
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:

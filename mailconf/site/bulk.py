@@ -39,17 +39,26 @@ def _collect(file: str, rows: Iterator[tuple[int, str]], parse):
     return results
 
 
+def _checked_user(name: str | None, address: str | None, password_hash: str | None) -> User:
+    """A User whose fields went through the model's own checks already, built without pydantic's
+    per-object validation cost (what model_construct does, minus its default handling)."""
+    user = object.__new__(User)
+    fields = {"name": name, "address": address, "password_hash": password_hash}
+    object.__setattr__(user, "__dict__", fields)
+    object.__setattr__(user, "__pydantic_fields_set__", {"name"} if name else {"address", "password_hash"})
+    object.__setattr__(user, "__pydantic_extra__", None)
+    object.__setattr__(user, "__pydantic_private__", None)
+    return user
+
+
 def _user(line: str) -> User:
     line = line.strip()
     if ":" in line:
         address, _, password_hash = line.partition(":")
-        # Built without pydantic's per-object cost: the same checks the model runs, called directly.
-        return User.model_construct(
-            name=None, address=check_address(address), password_hash=check_password_hash(password_hash.strip())
-        )
+        return _checked_user(None, check_address(address), check_password_hash(password_hash.strip()))
     if "@" in line:
         raise ValueError(f"virtual user {line!r} needs a password hash: `{line}:{{SHA512-CRYPT}}$6$...`")
-    return User.model_construct(name=check_unix_name(line), address=None, password_hash=None)
+    return _checked_user(check_unix_name(line), None, None)
 
 
 def parse_users(text: str, file: str) -> list[tuple[int, User]]:

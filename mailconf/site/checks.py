@@ -77,9 +77,7 @@ class _Directory:
             return True
         if domain in self.local_domains:
             return local in self.local_names
-        if domain in self.virtual_domains:
-            return False
-        return True  # relay domains and the rest of the world
+        return domain not in self.virtual_domains  # relay domains and the rest of the world: outside
 
     def node(self, target: str) -> str:
         """Alias-graph node: addresses in local domains are the bare local part unless aliased on their own."""
@@ -126,7 +124,11 @@ def _alias_loops(site: Site) -> Iterator[Finding]:
                 continue
             if nxt in on_path:
                 loop = " -> ".join([*path[path.index(nxt) :], nxt])
-                yield ("aliases", _alias_key(site, start)), f"alias loop: {loop}", "break the loop: one alias must end at a mailbox"
+                yield (
+                    ("aliases", _alias_key(site, start)),
+                    f"alias loop: {loop}",
+                    "break the loop: one alias must end at a mailbox",
+                )
                 return
             if nxt in graph and nxt not in done:
                 path.append(nxt)

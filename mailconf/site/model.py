@@ -304,6 +304,11 @@ class Dns(Strict):
         "testing", description="MTA-STS policy mode; `off` publishes no MTA-STS records."
     )
 
+    @field_validator("mta_sts", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
     @field_validator("spf")
     @classmethod
     def _spf(cls, value: str | None) -> str | None:
@@ -335,9 +340,7 @@ class Site(Strict):
     """One mail host: its names, domains, users, aliases and relay policy."""
 
     host: Host
-    domains: Annotated[
-        list[Annotated[MailDomain, BeforeValidator(_name_to_mapping("name"))]], Field(min_length=1)
-    ]
+    domains: Annotated[list[Annotated[MailDomain, BeforeValidator(_name_to_mapping("name"))]], Field(min_length=1)]
     users: list[Annotated[User, BeforeValidator(_name_to_mapping("name"))]] = Field(default_factory=list)
     aliases: dict[AliasName, Targets] = Field(default_factory=dict)
     users_file: str | None = Field(None, description="Bulk users, one per line: `name` or `address:hash`.")

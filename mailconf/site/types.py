@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
@@ -20,14 +21,23 @@ _PASSWORD_HASH = re.compile(r"^(\{[A-Z0-9.-]+\})?[A-Za-z0-9./$=+*,-]{8,}$")
 _HASH_SCHEMES = {"SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON2ID", "CRYPT", "SSHA512", "PBKDF2"}
 
 
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _no_controls(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if CONTROL_CHARACTER.search(value):
         raise ValueError("contains a newline or control character, which could inject a directive")
     return value
 
 
+_ASCII_DOMAIN = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
+
+
+@lru_cache(maxsize=65536)
 def check_domain(value: str) -> str:
     """RFC 1123 host or domain name; IDN converted to punycode; lower-cased; no trailing dot."""
+    if len(value) <= 253 and _ASCII_DOMAIN.fullmatch(value) and not value.rpartition(".")[2].isdigit():
+        return value  # the common case: already a plain lower-case ASCII name
     value = _no_controls(str(value)).strip().rstrip(".").lower()
     if not value:
         raise ValueError("empty domain name")

@@ -9,7 +9,8 @@ import yaml
 from mailconf.errors import Location, MailconfError, Problem
 
 Path = tuple[Any, ...]
-KEY = "[key]"  # suffix of a path that names a mapping key itself (pydantic's spelling)
+KEY = "[key]"
+STR_TAG = "tag:yaml.org,2002:str"  # suffix of a path that names a mapping key itself (pydantic's spelling)
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -48,8 +49,14 @@ def load_yaml(text: str, file: str) -> Located:
         raise MailconfError(
             [Problem(Location(file, line, col), f"YAML syntax: {exc.problem or exc}", "check indentation and quoting")]
         ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        raise MailconfError(
+            [Problem(Location(file, line, column), f"character {exc.character!r} is not allowed in YAML", "remove it")]
+        ) from None
     except yaml.YAMLError as exc:
-        raise MailconfError([Problem(Location(file), f"YAML: {exc}")]) from None
+        raise MailconfError([Problem(Location(file, 1, 1), f"YAML: {exc}")]) from None
     marks: dict[Path, Location] = {}
     if root is None:
         return Located(file, None, {(): Location(file, 1, 1)})
@@ -66,13 +73,20 @@ MAX_NODES = 3_000_000  # anchors can make a small file expand exponentially ("bi
 
 def _build(node: yaml.Node, path: Path, file: str, marks: dict[Path, Location], loader: Any) -> Any:
     marks[path] = _where(node, file)
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == STR_TAG:
+            return node.value  # the common case, without the constructor's overhead
+        try:
+            return loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            raise MailconfError([Problem(_where(node, file), f"YAML value: {exc.problem}")]) from None
     if len(marks) > MAX_NODES:
         raise MailconfError([Problem(_where(node, file), "the document expands to too many nodes (anchor bomb?)")])
     if any(node is parent for parent in _open_nodes):
         raise MailconfError([Problem(_where(node, file), "a YAML alias refers to itself")])
     _open_nodes.append(node)
     try:
-        return _build_node(node, path, file, marks, loader)
+        return _build_collection(node, path, file, marks, loader)
     finally:
         _open_nodes.pop()
 
@@ -80,7 +94,7 @@ def _build(node: yaml.Node, path: Path, file: str, marks: dict[Path, Location], 
 _open_nodes: list[yaml.Node] = []
 
 
-def _build_node(node: yaml.Node, path: Path, file: str, marks: dict[Path, Location], loader: Any) -> Any:
+def _build_collection(node: yaml.Node, path: Path, file: str, marks: dict[Path, Location], loader: Any) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -103,9 +117,4 @@ def _build_node(node: yaml.Node, path: Path, file: str, marks: dict[Path, Locati
             result[key] = _build(value_node, (*path, key), file, marks, loader)
         marks.pop((*path, "<key>"), None)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), file, marks, loader) for i, item in enumerate(node.value)]
-    try:
-        return loader.construct_object(node, deep=True)
-    except yaml.constructor.ConstructorError as exc:
-        raise MailconfError([Problem(_where(node, file), f"YAML value: {exc.problem}")]) from None
+    return [_build(item, (*path, i), file, marks, loader) for i, item in enumerate(node.value)]
