@@ -18,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rich and markdown-it would double the start-up time
 )
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The site description.")]
@@ -130,7 +131,9 @@ def init(
         text = starter_site(host or "mail.example.org", domain, user or "admin")
     except MailconfError as error:
         _bad_input(error)
-    config.write_text(text, encoding="utf-8")
+    from mailconf.render import atomic_write
+
+    atomic_write(config, text.encode("utf-8"))
     print(f"wrote {config}; next: mailconf validate -c {config}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -174,6 +175,22 @@ def write_tree(rendering: Rendering, out: Path, target: Target, programs: dict[s
         for f in rendering.files:
             chown(out / f.path.lstrip("/"), f.owner, f.group)
     return written
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file so that readers see the old or the new content, never a part (temp file + rename)."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _manifest_bytes(rendering: Rendering, target: Target, programs: dict[str, str]) -> bytes:

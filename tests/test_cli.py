@@ -1,0 +1,55 @@
+"""The command line: init, validate, schema, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).parent.parent
+
+
+def mailconf(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mailconf", *args], capture_output=True, text=True, cwd=cwd, input=stdin, timeout=60
+    )
+
+
+def test_init_writes_a_commented_site_that_validates(tmp_path: Path) -> None:
+    done = mailconf("init", "--yes", "--host", "mx.Bücher.example", "--user", "joe", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "site.yaml").read_text()
+    assert "mx.xn--bcher-kva.example" in text and "# " in text
+    assert mailconf("validate", cwd=tmp_path).returncode == 0
+
+
+def test_init_never_overwrites_without_force(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text("mine\n")
+    done = mailconf("init", "--yes", cwd=tmp_path)
+    assert done.returncode == 1 and (tmp_path / "site.yaml").read_text() == "mine\n"
+    assert mailconf("init", "--yes", "--force", cwd=tmp_path).returncode == 0
+
+
+def test_init_refuses_a_bad_host_name_with_exit_2(tmp_path: Path) -> None:
+    done = mailconf("init", "--yes", "--host", "not a host", cwd=tmp_path)
+    assert done.returncode == 2 and "--host: error:" in done.stderr
+    assert not (tmp_path / "site.yaml").exists()
+
+
+def test_validate_reports_a_missing_file_with_exit_2(tmp_path: Path) -> None:
+    done = mailconf("validate", "-c", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 2 and "cannot read site file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_schema_is_a_json_schema_that_names_every_top_level_key() -> None:
+    done = mailconf("schema")
+    schema = json.loads(done.stdout)
+    assert schema["additionalProperties"] is False
+    assert {"host", "domains", "users", "aliases", "trusted_networks", "smarthost", "tls"} <= set(schema["properties"])
+    assert schema["required"] == ["host", "domains"]
+
+
+def test_a_usage_error_exits_2() -> None:
+    assert mailconf("render", "--no-such-option").returncode == 2
+    assert mailconf("render", "-c", str(REPO / "examples/site.yaml")).returncode == 2  # neither -o nor --root
