@@ -92,6 +92,11 @@ def render(
             print(f"  # {stage}")
             for command in commands:
                 print(f"  {command}")
+    if root is None:  # a tree to install on a host: how its init system runs the services
+        from mailconf.manage.services import detect_init, print_services
+
+        print("\nServices (for another init system: mailconf services --init ...):")
+        print_services(list(programs.values()), detect_init(), say=lambda line: print(f"  {line}"))
 
 
 @app.command()
@@ -193,12 +198,9 @@ def apply(
     from mailconf.manage.apply import programs_for
 
     loaded = _load(config)
-    _manage(
-        lambda: do_apply(
-            loaded, programs_for(mta, pop_imap), root.resolve(), init=init, force=force, dry_run=dry_run,
-            reload=not no_reload,
-        )
-    )
+    programs = programs_for(mta, pop_imap)
+    options = {"init": init, "force": force, "dry_run": dry_run, "reload": not no_reload}
+    _manage(lambda: do_apply(loaded, programs, root.resolve(), **options))
 
 
 @app.command()

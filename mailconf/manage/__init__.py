@@ -1,0 +1,1 @@
+"""Manage the installed configs: diff, apply with validation, rollback, drift, service commands."""

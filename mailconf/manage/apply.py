@@ -1,0 +1,325 @@
+"""diff, apply and rollback of the installed configs under a root (/ on a real host).
+
+apply: render; refuse files edited by hand (drift) or never written by mailconf, unless forced; render again
+into a scratch root and build the maps and run the native checkers there; only then back up the current
+files, write a journal, move the new files into place one by one (atomically each), and reload the services.
+A failed reload puts the backup back and reloads again. A crash between moves is undone by the journal on the
+next apply or rollback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailconf.backends import get_backend
+from mailconf.manage import files as fs
+from mailconf.manage.fetchmail import Fetchmail
+from mailconf.manage.runner import run
+from mailconf.manage.services import ServiceCommands, detect_init, service_commands
+from mailconf.manage.superserver import SuperServer
+from mailconf.render import RenderedFile, Rendering, Target, make_directories, manifest, sha256, write_tree
+from mailconf.site import LoadedSite
+
+Say = Callable[[str], None]
+SETTLE = 1.5  # seconds a daemon gets after a reload before we ask whether it still runs (Postfix waits 1 s
+#                before it exits on a fatal error)
+KEEP_HINT = (
+    "to keep a hand edit, move it into the site description's `overrides:` section (or re-run with --force "
+    "to overwrite it; the current file is backed up first)"
+)
+
+
+class ApplyFailed(Exception):
+    """A change was refused or undone: the message says what happened and what is on disk now."""
+
+
+@dataclass
+class Planned:
+    file: RenderedFile
+    data: bytes
+    installed: bytes | None
+    state: str
+
+    @property
+    def path(self) -> str:
+        return self.file.path
+
+
+@dataclass
+class Plan:
+    root: Path
+    programs: dict[str, str]
+    renderings: dict[str, Rendering]  # program -> its rendering (for its service commands)
+    target: Target
+    files: list[Planned] = field(default_factory=list)
+    services: list[ServiceCommands] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[Planned]:
+        return [p for p in self.files if p.state != fs.SAME]
+
+    @property
+    def blocked(self) -> list[Planned]:
+        return [p for p in self.files if p.state in (fs.DRIFTED, fs.UNMANAGED)]
+
+    def paths_of(self, program: str) -> set[str]:
+        """The files a program reads (a change to one of them means reloading it)."""
+        runs = [f for s in self.services if s.program == program for f in s.files]
+        return {f.path for f in self.renderings[program].files + runs}
+
+    @property
+    def rendering(self) -> Rendering:
+        combined = Rendering()
+        for rendering in self.renderings.values():
+            combined.extend(rendering)
+        return combined
+
+
+def target_for(root: Path, site_name: str) -> Target:
+    return Target(root="" if str(root) == "/" else str(root), site_name=site_name)
+
+
+def render_programs(loaded: LoadedSite, programs: dict[str, str], target: Target) -> dict[str, Rendering]:
+    """Each program's rendering on its own (their service commands differ): the MTA first, then POP/IMAP,
+    fetchmail and the super-server (inetd, xinetd) when the site uses them."""
+    mta = get_backend(programs["mta"], "mta")
+    renderings = {programs["mta"]: mta.render(loaded, target)}
+    if "pop_imap" in programs:
+        renderings[programs["pop_imap"]] = get_backend(programs["pop_imap"], "pop_imap").render(loaded, target, mta=mta)
+    for name, extra in (("fetchmail", Fetchmail()), (loaded.site.pop_imap.mode, SuperServer())):
+        rendering = extra.render(loaded, target)
+        if rendering.files:
+            renderings[name] = rendering
+    return renderings
+
+
+def programs_for(mta: str, pop_imap: str | None) -> dict[str, str]:
+    return {"mta": mta} | ({"pop_imap": pop_imap} if pop_imap and pop_imap != "none" else {})
+
+
+def make_plan(loaded: LoadedSite, programs: dict[str, str], root: Path, init: str | None = None) -> Plan:
+    target = target_for(root, loaded.path.name)
+    plan = Plan(root, programs, render_programs(loaded, programs, target), target)
+    init = init or detect_init(str(root))
+    plan.services = [service_commands(p, init, r.commands) for p, r in plan.renderings.items()]
+    previous = {f["path"]: f["sha256"] for f in (fs.load_json(root / fs.STATE) or {}).get("files", [])}
+    rendered = plan.rendering.files + [f for s in plan.services for f in s.files]
+    for file in rendered:
+        data = file.text(target.site_name).encode("utf-8")
+        installed = fs.read(fs.on_disk(root, file.path))
+        state = fs.classify(installed, data, file.comment is not None, previous.get(file.path))
+        plan.files.append(Planned(file, data, installed, state))
+    return plan
+
+
+# ------------------------------------------------------------------------------------------------ diff
+
+
+def diff(plan: Plan, color: bool = False) -> str:
+    """Unified diff, installed -> rendered, of every file that would change (secrets: names only)."""
+    out = []
+    for p in plan.changes:
+        label = f"{p.path} ({p.state})"
+        if p.file.secret:
+            out.append(f"--- {label}: secret file differs, content not shown\n")
+            continue
+        old = (p.installed or b"").decode("utf-8", "replace").splitlines(keepends=True)
+        new = p.data.decode("utf-8").splitlines(keepends=True)
+        lines = difflib.unified_diff(old, new, f"installed {p.path}", f"rendered {p.path} ({p.state})")
+        out.extend(_color(line) if color else line for line in lines)
+    text = "".join(line if line.endswith("\n") else line + "\n" for line in out)
+    return text
+
+
+def _color(line: str) -> str:
+    code = {"+": "32", "-": "31", "@": "36"}.get(line[:1])
+    if code is None or line.startswith(("+++", "---")):
+        return f"\033[1m{line.rstrip(chr(10))}\033[0m\n" if line.startswith(("+++", "---")) else line
+    return f"\033[{code}m{line.rstrip(chr(10))}\033[0m\n"
+
+
+# ------------------------------------------------------------------------------------------------ validation
+
+
+def _significant(body: str) -> list[str]:
+    return [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def validate(loaded: LoadedSite, plan: Plan) -> dict[str, tuple[bytes, RenderedFile]]:
+    """Render into a scratch root, build the maps and run every native checker there; return the built maps
+    (host path -> bytes, source). Raise ApplyFailed when a tool refuses the new configuration."""
+    scratch = Path(tempfile.mkdtemp(prefix="mailconf-check-"))
+    try:
+        scratch.chmod(0o755)  # the daemons' users must reach their directories during the checks
+        target = Target(root=str(scratch), site_name=plan.target.site_name)
+        renderings = render_programs(loaded, plan.programs, target)
+        rendering = Rendering()
+        for r in renderings.values():
+            rendering.extend(r)
+        write_tree(rendering, scratch, target, plan.programs)
+        for stage in ("build", "check"):
+            for command in rendering.commands.get(stage, []):
+                status, output = run(command)
+                if status != 0:
+                    raise ApplyFailed(
+                        f"the new configuration was refused by `{command}` (exit {status}); nothing was changed"
+                        + (f":\n{output}" if output else "")
+                    )
+        built: dict[str, tuple[bytes, RenderedFile]] = {}
+        scratch_bodies = {f.path: f.body for f in rendering.files}
+        for f in plan.rendering.files:
+            if not f.build:
+                continue
+            if _significant(scratch_bodies[f.path]) != _significant(f.body):
+                raise ApplyFailed(f"{f.path}: its entries depend on --root, so it cannot be built in scratch")
+            source = fs.on_disk(scratch, f.path)
+            for product in source.parent.glob(f"{source.name}.*"):
+                built[f.path + product.name[len(source.name) :]] = (product.read_bytes(), f)
+        return built
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------ services
+
+
+def reload_services(services: list[ServiceCommands], say: Say) -> list[str]:
+    """Reload each service (start it when it is not running), then check they all still run; return failures."""
+    failures = []
+    for service in services:
+        for command in service.commands.get("reload", []):
+            status, _ = run(command)
+            if status == 0:
+                say(f"reloaded {service.program}: {command}")
+                continue
+            for start in service.commands.get("start", []):
+                status, output = run(start)
+                if status == 0:
+                    say(f"started {service.program} (it was not running): {start}")
+                else:
+                    failures.append(f"{service.program}: `{start}` failed (exit {status}): {output}")
+            break
+    checks = [(s.program, c) for s in services for c in s.commands.get("check", [])]
+    if checks:
+        time.sleep(SETTLE)  # a daemon that cannot use its new config may take a moment to die
+    for program, command in checks:
+        status, _ = run(command)
+        if status != 0:
+            failures.append(f"{program} is not running after the reload: `{command}` exit {status}")
+    return failures
+
+
+# ------------------------------------------------------------------------------------------------ apply
+
+
+def apply(
+    loaded: LoadedSite,
+    programs: dict[str, str],
+    root: Path,
+    *,
+    init: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    reload: bool = True,
+    say: Say = print,
+) -> bool:
+    """Install the rendered site under root. True when something changed; ApplyFailed when refused or undone."""
+    recovered = fs.recover(root)
+    if recovered:
+        say(f"recovered from an interrupted apply: restored the files saved in {recovered}")
+    plan = make_plan(loaded, programs, root, init)
+    if plan.blocked and not force:
+        why = {fs.DRIFTED: "edited by hand since the last apply", fs.UNMANAGED: "not written by mailconf"}
+        lines = [f"  {p.path}: {why[p.state]}" for p in plan.blocked]
+        raise ApplyFailed(
+            "refusing to overwrite, nothing was changed:\n"
+            + "\n".join(lines)
+            + "\n"
+            + diff(plan)
+            + f"hint: {KEEP_HINT}"
+        )
+    if not plan.changes:
+        say("nothing to change: the installed files match the site description; nothing reloaded")
+        return False
+    if dry_run:
+        say(diff(plan) + f"dry run: {len(plan.changes)} file(s) would change; nothing was changed")
+        return False
+
+    built = validate(loaded, plan)
+    changed = {p.path for p in plan.changes}
+    products = {
+        path: data
+        for path, (data, source) in built.items()
+        if source.path in changed or not fs.on_disk(root, path).exists()
+    }
+    state = manifest(plan.rendering, plan.target, programs)
+    state["files"] += [
+        {"path": f.path, "mode": f"{f.mode:04o}", "sha256": sha256(f.text(plan.target.site_name)), "header": False}
+        for s in plan.services
+        for f in s.files
+    ]
+    state["products"] = {path: fs.sha256_bytes(data) for path, data in products.items()}
+    state["services"] = [{"program": s.program, "commands": s.commands} for s in plan.services]
+    state_bytes = (json.dumps(state, indent=2) + "\n").encode("utf-8")
+
+    moves: list[tuple[str, bytes, RenderedFile]] = [(p.path, p.data, p.file) for p in plan.changes]
+    moves += [(path, data, built[path][1]) for path, data in products.items()]
+    moves.append(("/" + fs.STATE, state_bytes, RenderedFile("/" + fs.STATE, "", comment=None)))
+    folder = fs.backup(root, [path for path, _, _ in moves], state)
+    journal = fs.on_disk(root, fs.JOURNAL)
+    fs.write_json(journal, {"backup": folder.name, "paths": [path for path, _, _ in moves]})
+    for path, data, file in moves:
+        fs.install(fs.on_disk(root, path), data, file.mode, file.owner, file.group)
+    journal.unlink()
+    if plan.target.root:
+        make_directories(plan.rendering.directories, root)
+    say(f"installed {len(moves) - 1} file(s); the previous ones are in {folder}")
+    for path in sorted(changed):
+        say(f"  {path}")
+    if not reload:
+        say("not reloaded (--no-reload)")
+        return True
+    touched = [s for s in plan.services if changed & plan.paths_of(s.program)]
+    failures = reload_services(touched, say)
+    if failures:
+        fs.restore(root, folder)
+        again = reload_services(touched, say)
+        raise ApplyFailed(
+            "the reload failed:\n  "
+            + "\n  ".join(failures)
+            + f"\nrestored the previous files from {folder}; "
+            + ("reloaded them: ok" if not again else "reloading them failed too:\n  " + "\n  ".join(again))
+        )
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ rollback
+
+
+def rollback(root: Path, to: str | None = None, *, reload: bool = True, say: Say = print) -> Path:
+    """Restore the latest backup set (or the one whose name starts with `to`) and reload as apply does."""
+    recovered = fs.recover(root)
+    if recovered:
+        say(f"recovered from an interrupted apply: restored the files saved in {recovered}")
+    sets = fs.backups(root)
+    if to:
+        sets = [s for s in sets if s.name.startswith(to)]
+    if not sets:
+        raise ApplyFailed(f"no backup {'named ' + to + ' ' if to else ''}under {root / fs.BACKUPS}")
+    folder = sets[-1]
+    restored = fs.restore(root, folder)
+    say(f"restored {len(restored)} file(s) from {folder}")
+    if reload:
+        saved = fs.load_json(folder / "MANIFEST.json") or {}
+        services = [ServiceCommands(s["program"], s["commands"]) for s in saved.get("services", [])]
+        failures = reload_services(services, say)
+        if failures:
+            raise ApplyFailed("restored, but the reload failed:\n  " + "\n  ".join(failures))
+    return folder

@@ -1,0 +1,192 @@
+"""Installed files: what state each one is in, atomic installs, backups and the crash journal."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import grp
+import json
+import os
+import pwd
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mailconf.render import HASH_LINE, HEADER, sha256
+
+STATE = "var/lib/mailconf/MANIFEST.json"  # the MANIFEST of the last apply, relative to the root
+JOURNAL = "var/lib/mailconf/journal.json"  # present only while files are being moved
+BACKUPS = "var/backups/mailconf"
+TEMP_MARK = ".mailconf-new-"
+
+NEW, SAME, CHANGED, DRIFTED, UNMANAGED = "new", "same", "changed", "drifted", "unmanaged"
+
+
+def on_disk(root: Path, path: str) -> Path:
+    return root / path.lstrip("/")
+
+
+def read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def header_body(data: bytes) -> tuple[str, str] | None:
+    """(hash from the header, body) of a file mailconf wrote with its generated header, else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.split("\n", 2)
+    marker = HEADER.split("{", 1)[0]
+    if len(lines) < 3 or marker not in lines[0] or HASH_LINE not in lines[1]:
+        return None
+    return lines[1].split(HASH_LINE, 1)[1].strip(), lines[2]
+
+
+def classify(installed: bytes | None, new: bytes, headered: bool, previous: str | None) -> str:
+    """NEW (missing), SAME, CHANGED (mailconf's own file, untouched since), DRIFTED (edited by hand) or
+    UNMANAGED (mailconf never wrote it). `previous` is the file's sha256 in the last apply's MANIFEST."""
+    if installed is None:
+        return NEW
+    if installed == new:
+        return SAME
+    if headered:
+        parsed = header_body(installed)
+        if parsed is not None:
+            return CHANGED if sha256(parsed[1]) == parsed[0] else DRIFTED
+    elif previous is not None:
+        return CHANGED if sha256_bytes(installed) == previous else DRIFTED
+    return DRIFTED if previous is not None else UNMANAGED
+
+
+def sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _ids(owner: str, group: str) -> tuple[int, int] | None:
+    """uid, gid for names (or numbers) that exist here; None when we may not or cannot chown."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
+        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+    return uid, gid
+
+
+def install(dest: Path, data: bytes, mode: int, owner: str = "root", group: str = "root") -> None:
+    """Write dest atomically: a temp file in the same directory, fsync, owner and mode, rename, fsync the dir."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}{TEMP_MARK}", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        ids = _ids(owner, group)
+        if ids:
+            os.chown(tmp, *ids)
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(dest.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: object) -> None:
+    install(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), 0o644)
+
+
+def load_json(path: Path) -> dict | None:
+    data = read(path)
+    return json.loads(data) if data is not None else None
+
+
+# ------------------------------------------------------------------------------------------------ backups
+
+
+@dataclass
+class Saved:
+    path: str  # host path
+    existed: bool
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+
+
+def backup(root: Path, paths: list[str], manifest: dict) -> Path:
+    """Copy the current files (same relative layout) into a new timestamped folder; return the folder."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    folder = root / BACKUPS / stamp
+    folder.mkdir(parents=True, mode=0o700)
+    os.chmod(folder.parent, 0o700)  # backups hold secrets
+    saved = []
+    for path in paths:
+        source = on_disk(root, path)
+        try:
+            st = source.stat()
+        except FileNotFoundError:
+            saved.append(Saved(path, False))
+            continue
+        install(on_disk(folder / "files", path), source.read_bytes(), st.st_mode & 0o7777)
+        saved.append(Saved(path, True, st.st_mode & 0o7777, st.st_uid, st.st_gid))
+    write_json(folder / "MANIFEST.json", manifest)
+    write_json(folder / "backup.json", {"files": [asdict(s) for s in saved]})
+    return folder
+
+
+def backups(root: Path) -> list[Path]:
+    base = root / BACKUPS
+    return sorted(p for p in base.iterdir() if (p / "backup.json").is_file()) if base.is_dir() else []
+
+
+def restore(root: Path, folder: Path) -> list[str]:
+    """Put back every file of a backup set (and remove the files that did not exist then)."""
+    info = load_json(folder / "backup.json") or {"files": []}
+    restored = []
+    for entry in info["files"]:
+        saved = Saved(**entry)
+        dest = on_disk(root, saved.path)
+        if saved.existed:
+            data = on_disk(folder / "files", saved.path).read_bytes()
+            install(dest, data, saved.mode, str(saved.uid), str(saved.gid))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                dest.unlink()
+        _remove_temp_files(dest)
+        restored.append(saved.path)
+    return restored
+
+
+def _remove_temp_files(dest: Path) -> None:
+    if dest.parent.is_dir():
+        for leftover in dest.parent.glob(f".{dest.name}{TEMP_MARK}*"):
+            leftover.unlink(missing_ok=True)
+
+
+def recover(root: Path) -> Path | None:
+    """After a crash between moves, put the whole set from before back; return the backup used, if any."""
+    journal = on_disk(root, JOURNAL)
+    data = load_json(journal)
+    if data is None:
+        return None
+    folder = root / BACKUPS / data["backup"]
+    restore(root, folder)
+    journal.unlink()
+    return folder
