@@ -1,0 +1,54 @@
+"""How an outside, unauthenticated client sending to a foreign domain fares in Postfix's restriction lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailconf.lint.core import Setting
+from mailconf.lint.readers.postfix import PostfixConfig, Service
+
+GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject", "defer", "defer_if_permit"}
+LISTS = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
+
+
+@dataclass(frozen=True)
+class ListVerdict:
+    """`open`: the list lets the client through (a permit, or no guard); `maybe`: a guard stops it, unless an
+    access map or class before it answers OK; `closed`: a guard stops it."""
+
+    state: str
+    item: Setting | None  # the permit, access check or guard that decided
+
+
+def judge(config: PostfixConfig, name: str, service: Service | None) -> ListVerdict:
+    classes = set(config.value("smtpd_restriction_classes", service).replace(",", " ").split())
+    maybe: Setting | None = None
+    only_logs = False
+    for item in config.tokens(name, service):
+        word = item.name
+        if ":" in word or word.startswith(("/", "{")):
+            continue  # a lookup table: the argument of the item before it
+        if word == "warn_if_reject":
+            only_logs = True
+            continue
+        if word in GUARDS and not only_logs:
+            return ListVerdict("maybe" if maybe else "closed", maybe or item)
+        if word == "permit" or (word == "permit_mx_backup" and not config.value("permit_mx_backup_networks", service)):
+            return ListVerdict("open", item)
+        if maybe is None and (word.startswith("check_") or word in classes):
+            maybe = item
+        only_logs = False
+    return ListVerdict("open", None)
+
+
+def relay_verdicts(config: PostfixConfig, service: Service | None) -> tuple[ListVerdict, ListVerdict]:
+    relay, recipient = (judge(config, name, service) for name in LISTS)
+    return relay, recipient
+
+
+def has_guard(config: PostfixConfig, service: Service | None) -> bool:
+    return any(item.name in GUARDS for name in LISTS for item in config.tokens(name, service))
+
+
+def service_label(service: Service | None) -> str:
+    return f"service {service.name!r}" if service else "main.cf"

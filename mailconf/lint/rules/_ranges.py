@@ -1,0 +1,16 @@
+"""Relay grants by address range, judged by the site model's policy (mailconf.lint.core.range_width)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from mailconf.errors import Location
+from mailconf.lint.core import describe_width, range_width
+
+
+def too_wide(grants: Iterable[tuple[str, Location]], widths: set[str]) -> Iterator[tuple[Location, str]]:
+    """Grants whose width is one of `widths` ("everyone", "public", "private")."""
+    for text, location in grants:
+        width = range_width(text)
+        if width in widths:
+            yield location, f"{text} is {describe_width(width)}"

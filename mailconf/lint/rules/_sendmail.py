@@ -1,0 +1,41 @@
+"""Sendmail's access map: which entries grant RELAY, and to what."""
+
+from __future__ import annotations
+
+from mailconf.lint.core import Setting
+from mailconf.lint.readers.sendmail import SendmailConfig
+
+CLIENT_TAGS = ("connect:", "")  # untagged entries apply to clients (and recipients) too
+
+
+def relay_entries(config: SendmailConfig) -> list[tuple[str, str, Setting]]:
+    """(tag, key, entry) for every access entry whose value is RELAY; the tag is lower case without colon."""
+    found = []
+    for entry in config.files.get("access", []):
+        if entry.value.split()[:1] != ["RELAY"]:
+            continue
+        tag, colon, key = entry.name.partition(":")
+        if not colon or tag.lower() not in ("connect", "to", "from", "spam"):
+            tag, key = "", entry.name  # untagged (an IPv6: prefix is not a tag either)
+        found.append((tag.lower(), key, entry))
+    return found
+
+
+def as_network(key: str) -> str | None:
+    """An access-map address prefix as a network: `81` is 81.0.0.0/8, `IPv6:2001:db8` is 2001:db8::/32."""
+    if key.lower().startswith("ipv6:"):
+        groups = [g for g in key[5:].split(":") if g]
+        if not groups or any(len(g) > 4 or any(c not in "0123456789abcdefABCDEF" for c in g) for g in groups):
+            return None
+        return ":".join(groups) + ("::" if len(groups) < 8 else "") + f"/{16 * min(len(groups), 8)}"
+    parts = key.strip(".").split(".")
+    if not key or not all(p.isdigit() and int(p) < 256 for p in parts) or len(parts) > 4:
+        return None
+    return ".".join(parts + ["0"] * (4 - len(parts))) + f"/{8 * len(parts)}"
+
+
+def wide_domain(name: str) -> bool:
+    """A top-level domain or a wildcard: relaying for it covers every domain below it (localhost is local)."""
+    name = name.strip().lower().lstrip("@")
+    local = name in ("localhost", "localhost.localdomain")
+    return bool(name) and not local and ("*" in name or "." not in name.strip(".")) and as_network(name) is None

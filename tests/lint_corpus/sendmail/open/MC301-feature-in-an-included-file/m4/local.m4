@@ -1,0 +1,1 @@
+FEATURE(`loose_relay_check')dnl
