@@ -70,12 +70,7 @@ def test_mailconf_renderings_of_the_examples_lint_clean(mta: str) -> None:
         assert lint_rendering(site, mta) == [], f"{site} rendered for {mta}"
 
 
-MBOX_MISMATCH = pytest.mark.xfail(
-    strict=True, reason="the qmail backend delivers mbox to ~/Mailbox while Dovecot reads /var/mail/%u (MC601)"
-)
-
-
-@pytest.mark.parametrize("mta", [pytest.param(m, marks=MBOX_MISMATCH) if m == "qmail" else m for m in supported("mta")])
+@pytest.mark.parametrize("mta", supported("mta"))
 def test_mailconf_mbox_renderings_lint_clean(mta: str, tmp_path: Path) -> None:
     site = tmp_path / "mbox.yaml"  # the examples all use Maildir
     site.write_text((EXAMPLES / "site.yaml").read_text().replace("format: maildir", "format: mbox"))

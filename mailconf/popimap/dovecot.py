@@ -32,7 +32,8 @@ class Dovecot:
         if site.mailbox.format == "maildir":
             mail_location = f"maildir:~/{site.mailbox.maildir}"
         else:
-            mail_location = f"mbox:~/mail:INBOX={p(site.mailbox.spool)}/%u"
+            inbox = getattr(mta, "mbox_inbox", None) or f"{p(site.mailbox.spool)}/%u"  # where the MTA puts mbox mail
+            mail_location = f"mbox:~/mail:INBOX={inbox}"
         conf = render_template(
             "dovecot/dovecot.conf.j2",
             protocols=protocols,
