@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mailconf.errors import Location, MailconfError, Problem
 from mailconf.render import Directory, RenderedFile, Rendering, Target, render_template
 from mailconf.site import LoadedSite
-from mailconf.site.views import address_aliases, addresses_by_domain, catch_alls, mailbox_path, system_aliases
+from mailconf.site.views import (
+    address_aliases,
+    addresses_by_domain,
+    catch_alls,
+    mailbox_path,
+    smarthost_login,
+    system_aliases,
+)
 
 ETC = "/etc/postfix"
 STANDARD_PORTS = {"smtp": 25, "submission": 587, "smtps": 465}
@@ -66,13 +72,16 @@ class Postfix:
         virtual_mailbox_maps = ""
         if site.virtual_domains:
             mailboxes = [(u.address, mailbox_path(site, u.address) + "/") for u in site.virtual_users if u.address]
-            virtual_mailbox_maps = table("vmailbox", "Virtual mailboxes (Maildir), under virtual_mailbox_base.", mailboxes)
+            virtual_mailbox_maps = table(
+                "vmailbox", "Virtual mailboxes (Maildir), under virtual_mailbox_base.", mailboxes
+            )
 
         relayhost = smtp_sasl_password_maps = ""
         if site.smarthost:
             relayhost = f"[{site.smarthost.host}]:{site.smarthost.port}"
-            if site.smarthost.credentials_file:
-                user, password = _credentials(loaded, site.smarthost.credentials_file)
+            login = smarthost_login(loaded)
+            if login:
+                user, password = login
                 smtp_sasl_password_maps = table(
                     "sasl_passwd", "Smarthost login (secret).", [(relayhost, f"{user}:{password}")], mode=0o600
                 )
@@ -162,17 +171,6 @@ class Postfix:
                 entries += [(a, a) for a in existing[domain] if a not in taken]
                 entries.append((f"@{domain}", target))
         return entries
-
-
-def _credentials(loaded: LoadedSite, name: str) -> tuple[str, str]:
-    text = loaded.read_secret(name).strip("\n")
-    user, colon, password = text.partition(":")
-    where = Location(str(loaded.path.parent / name), 1, 1)
-    if not colon or not user or not password or "\n" in text or any(c.isspace() for c in user):
-        raise MailconfError([Problem(where, "the credentials file must hold one line: username:password")])
-    if any(ord(c) < 32 for c in password):
-        raise MailconfError([Problem(where, "the password contains a control character")])
-    return user, password
 
 
 OVERRIDES_MARK = "# Overrides from the site description"
