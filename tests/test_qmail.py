@@ -326,7 +326,7 @@ def test_qmail_is_rendered_without_submission_and_says_so(tmp_path: Path) -> Non
     runs = sorted(p.parent.name for p in (root / "var/qmail/supervise").glob("*/run"))
     assert runs == ["qmail-send", "qmail-smtpd"]
     readme = (root / "var/qmail/README.mailconf").read_text()
-    assert "submission (SMTP AUTH)" in readme and "STARTTLS" in readme
+    assert "submission and smtps with login" in readme and "STARTTLS" in readme
 
 
 # ------------------------------------------------------------------------------------------ the checker

@@ -46,6 +46,9 @@ _SAFE_ROOT = re.compile(r"[A-Za-z0-9._+@/-]*")
 class Exim:
     name: ClassVar[str] = "exim"
     role: ClassVar[str] = "mta"
+    refusals: ClassVar[dict[str, str]] = {
+        "postmaster and abuse": "yes, but refused if they would go to root (Exim never delivers to root)",
+    }
     # Dovecot puts a login socket here for Exim's dovecot authenticator (path, owner): in Exim's run directory,
     # as Postfix's is in its queue (Dovecot warns about absolute paths inside its own base_dir).
     sasl_socket: ClassVar[tuple[str, str]] = ("/run/exim4/dovecot-auth", EXIM_USER)

@@ -36,9 +36,9 @@ SMTPD_CONCURRENCY = 40
 # What stock qmail cannot do. Submission is on by default in the site model, so refusing it would make qmail
 # unusable with defaults: qmail is rendered without it, and the rendered tree's README.mailconf says so.
 LIMITATIONS: dict[str, str] = {
-    "submission (SMTP AUTH)": "qmail-smtpd has no SMTP AUTH, so no submission (587) or smtps (465) service is "
+    "submission and smtps with login": "qmail-smtpd has no SMTP AUTH, so no submission (587) or smtps (465) service is "
     "rendered; users outside the trusted networks need another MTA (or an AUTH-patched qmail) to send",
-    "STARTTLS": "qmail-smtpd has no TLS: port 25 runs without STARTTLS (tls.cert/key serve Dovecot only)",
+    "STARTTLS on port 25": "qmail-smtpd has no TLS: port 25 runs without STARTTLS (tls.cert/key serve Dovecot only)",
 }
 
 
@@ -60,6 +60,11 @@ class Qmail:
     name: ClassVar[str] = "qmail"
     role: ClassVar[str] = "mta"
     limitations: ClassVar[dict[str, str]] = LIMITATIONS
+    refusals: ClassVar[dict[str, str]] = {
+        "trusted networks (IPv6)": "refused: tcpserver (ucspi-tcp 0.88) has no IPv6 (::1 is skipped)",
+        "IPv6 listen addresses": "refused: tcpserver (ucspi-tcp 0.88) has no IPv6",
+        "smarthost login": "refused: qmail-remote has no SMTP AUTH",
+    }
     mbox_inbox: ClassVar[str] = "~/Mailbox"  # where defaultdelivery ./Mailbox puts local mbox mail
 
     def render(self, loaded: LoadedSite, target: Target, mta: object = None) -> Rendering:

@@ -47,6 +47,10 @@ FORBIDDEN = (
 class Sendmail:
     name: ClassVar[str] = "sendmail"
     role: ClassVar[str] = "mta"
+    refusals: ClassVar[dict[str, str]] = {
+        "trusted networks (IPv4)": "yes, but refused for a network that needs more than 1024 access entries",
+        "trusted networks (IPv6)": "yes, but refused for a network that needs more than 1024 access entries",
+    }
 
     def render(self, loaded: LoadedSite, target: Target, mta: object = None) -> Rendering:
         site = loaded.site
