@@ -1,6 +1,6 @@
 """Benchmark: how long `mailconf --help` takes to start (not a test). Target: under 150 ms.
 
-    .venv/bin/python bench/bench_startup.py
+.venv/bin/python bench/bench_startup.py
 """
 
 from __future__ import annotations
