@@ -10,7 +10,7 @@ from typing import ClassVar, Protocol
 
 from mailconf.errors import Location, MailconfError, Problem
 from mailconf.render import Rendering, Target
-from mailconf.site import LoadedSite
+from mailconf.site import LoadedSite, paused_gc
 
 
 class Backend(Protocol):
@@ -62,7 +62,8 @@ def supported(role: str) -> list[str]:
 
 def render_site(loaded: LoadedSite, mta: str, pop_imap: str | None, target: Target) -> Rendering:
     mta_backend = get_backend(mta, "mta")
-    rendering = mta_backend.render(loaded, target)
-    if pop_imap:
-        rendering.extend(get_backend(pop_imap, "pop_imap").render(loaded, target, mta=mta_backend))
+    with paused_gc():
+        rendering = mta_backend.render(loaded, target)
+        if pop_imap:
+            rendering.extend(get_backend(pop_imap, "pop_imap").render(loaded, target, mta=mta_backend))
     return rendering

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, order=True)
-class Location:
+class Location(NamedTuple):
+    """file:line:column (0 = unknown). A tuple: cheap enough to keep one per bulk-file line."""
+
     file: str
     line: int = 0
     column: int = 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,19 @@ class LoadedSite:
         return text
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large acyclic data (100,000 addresses): its passes
+    over the growing heap cost almost as much as the work itself. Reference counting still frees memory."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_site(path: str | os.PathLike[str]) -> LoadedSite:
     path = Path(path)
     try:
@@ -46,7 +62,8 @@ def load_site(path: str | os.PathLike[str]) -> LoadedSite:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise MailconfError([Problem(Location(str(path)), f"cannot read site file: {reason}")]) from None
-    return parse_site(text, path)
+    with paused_gc():
+        return parse_site(text, path)
 
 
 def parse_site(text: str, path: Path) -> LoadedSite:
