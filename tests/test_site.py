@@ -6,8 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 from corpus import HASH
 
+from mailconf.cli import app
 from mailconf.errors import MailconfError
 from mailconf.site import load_site, parse_site
 from mailconf.site.views import address_aliases, system_aliases
@@ -57,20 +59,23 @@ def test_loopback_is_always_trusted_even_when_not_listed() -> None:
     assert {"127.0.0.0/8", "::1/128", "192.168.1.0/24"} == set(site.trusted_networks)
 
 
-@pytest.mark.parametrize(
-    ("addition", "expected"),
-    [
-        ("trusted_networks: [0.0.0.0/0]\n", "5:20: error: 0.0.0.0/0 trusts the whole Internet"),
-        ("trusted_networks: ['::/0']\n", "5:20: error: ::/0 trusts the whole Internet"),
-        ("trusted_networks: [81.0.0.0/8]\n", "5:20: error: 81.0.0.0/8 is a public range wider than /24"),
-        ("trusted_networks: ['2001:db8::/32']\n", "5:20: error: 2001:db8::/32 is a public range wider than /48"),
-        ("trusted_networks: [not-a-net]\n", "5:20: error: 'not-a-net' is not an IP network"),
-        ("relay_domains: ['a..b']\n", "5:17: error: 'a..b' is not a valid domain name"),
-        ("bogus: 1\n", "5:1: error: unknown key 'bogus'"),
-        ("message_size_limit: lots\n", "5:21: error: 'lots' is not a size"),
-        ("smarthost: {host: relay.example, password: x}\n", "5:34: error: unknown key 'password'"),
-    ],
-)
+BAD_ADDITIONS = [
+    ("trusted_networks: [0.0.0.0/0]\n", "5:20: error: 0.0.0.0/0 trusts the whole Internet"),
+    ("trusted_networks: ['::/0']\n", "5:20: error: ::/0 trusts the whole Internet"),
+    ("trusted_networks: [81.0.0.0/8]\n", "5:20: error: 81.0.0.0/8 is a public range wider than /24"),
+    ("trusted_networks: ['2001:db8::/32']\n", "5:20: error: 2001:db8::/32 is a public range wider than /48"),
+    ("trusted_networks: [not-a-net]\n", "5:20: error: 'not-a-net' is not an IP network"),
+    ("relay_domains: ['a..b']\n", "5:17: error: 'a..b' is not a valid domain name"),
+    ("bogus: 1\n", "5:1: error: unknown key 'bogus'"),
+    ("message_size_limit: lots\n", "5:21: error: 'lots' is not a size"),
+    ("smarthost: {host: relay.example, password: x}\n", "5:34: error: unknown key 'password'"),
+    ("host: {name: other.example}\n", "5:1: error: duplicate key 'host'"),
+    ("users_file: 7\n", "5:13: error: Input should be a valid string"),
+    ("tls: {enabled: false}\n", "5:16: error: TLS is off but password logins are on"),
+]
+
+
+@pytest.mark.parametrize(("addition", "expected"), BAD_ADDITIONS)
 def test_bad_values_are_reported_at_their_line_and_column(addition: str, expected: str) -> None:
     found = problems(MINIMAL + addition)
     assert any(expected in p for p in found), found
@@ -189,3 +194,14 @@ def test_a_bulk_alias_that_loops_is_located_in_its_file(tmp_path: Path) -> None:
 def test_a_missing_bulk_file_is_reported_at_the_key_naming_it(tmp_path: Path) -> None:
     found = problems(MINIMAL + "users_file: nowhere.txt\n", tmp_path)
     assert any("5:13: error: cannot read users_file 'nowhere.txt'" in p for p in found), found
+
+
+@pytest.mark.parametrize(("addition", "expected"), BAD_ADDITIONS)
+def test_a_broken_site_renders_nothing_and_exits_2_with_its_location(
+    addition: str, expected: str, tmp_path: Path
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(MINIMAL + addition)
+    result = CliRunner().invoke(app, ["render", "-c", str(site), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and f"{site}:{expected}" in result.output, result.output
+    assert not (tmp_path / "out").exists()

@@ -11,10 +11,21 @@ Finding = tuple[tuple[Any, ...], str, str]  # (path in the site, message, hint)
 
 
 def check_site(site: Site) -> Iterator[Finding]:
+    yield from _no_passwords_in_clear(site)
     yield from _duplicates(site)
     yield from _users_match_domains(site)
     yield from _aliases_resolve(site)
     yield from _alias_loops(site)
+
+
+def _no_passwords_in_clear(site: Site) -> Iterator[Finding]:
+    ports = site.host.ports
+    if not site.tls.enabled and any((ports.submission, ports.smtps, ports.pop3, ports.pop3s, ports.imap, ports.imaps)):
+        yield (
+            ("tls", "enabled"),
+            "TLS is off but password logins are on (submission, POP3 or IMAP): passwords would cross the network in clear",
+            "keep `tls.enabled: true`, or turn those ports off (`false`)",
+        )
 
 
 def _duplicates(site: Site) -> Iterator[Finding]:

@@ -367,14 +367,7 @@ class Site(Strict):
         return sorted(set(networks) | set(LOOPBACK), key=lambda n: (":" in n, n))
 
     @model_validator(mode="after")
-    def _secure(self) -> Site:
-        ports = self.host.ports
-        auth = [p for p in (ports.submission, ports.smtps, ports.pop3, ports.pop3s, ports.imap, ports.imaps) if p]
-        if not self.tls.enabled and auth:
-            raise ValueError(
-                "TLS is off but password logins are on (submission, POP3 or IMAP): passwords would cross the "
-                "network in clear. Keep `tls.enabled: true`, or turn those ports off (`false`)"
-            )
+    def _default_certificate(self) -> Site:
         if self.tls.cert is None:
             self.tls.cert = f"/etc/letsencrypt/live/{self.host.name}/fullchain.pem"
         if self.tls.key is None:
