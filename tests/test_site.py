@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 from corpus import HASH
+from typer.testing import CliRunner
 
 from mailconf.cli import app
 from mailconf.errors import MailconfError
