@@ -29,8 +29,8 @@ from pathlib import Path
 import corpus
 import pytest
 import realprogs
+from mailtest import read_imap, read_pop3, self_signed, tls_context, unix_user
 from relay_tricks import relay_tricks
-from test_postfix_dovecot_live import read_imap, read_pop3, tls_context, unix_user
 
 from mailconf.backends import render_site
 from mailconf.errors import MailconfError, RenderRefused
@@ -469,12 +469,7 @@ def start_exim(base: Path, site_text: str, smarthost: str = SMARTHOST_ADDR) -> t
     root = base / "root"
     render(write_site(base, site_text), root)
     certs = root / "etc/ssl/e2e"
-    certs.mkdir(parents=True)
-    realprogs.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mail.e2e.test",
-         "-keyout", certs / "key.pem", "-out", certs / "cert.pem"],
-        check=True,
-    )  # fmt: skip
+    self_signed(certs)
     os.chown(certs / "key.pem", 0, grp.getgrnam("Debian-exim").gr_gid)  # Exim reads it as Debian-exim
     (certs / "key.pem").chmod(0o640)
     home = base / "home/joe"
@@ -646,14 +641,8 @@ class FakeSmarthost(threading.Thread):
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 def test_exim_logs_in_to_the_smarthost_over_tls_with_the_password_from_its_file(mechanism: str) -> None:
     with realprogs.open_tmpdir("mailconf-exim-relay-") as base:
-        certs = base / "smarthost"
-        certs.mkdir()
-        realprogs.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=smtp.relay.test",
-             "-keyout", certs / "key.pem", "-out", certs / "cert.pem"],
-            check=True,
-        )  # fmt: skip
-        smarthost = FakeSmarthost(certs / "cert.pem", certs / "key.pem", mechanism)
+        cert, key = self_signed(base / "smarthost", "smtp.relay.test")
+        smarthost = FakeSmarthost(cert, key, mechanism)
         smarthost.start()
         port = realprogs.free_port()
         (base / "relay.secret").write_text(f"{SMARTHOST_USER}:{SMARTHOST_PASSWORD}\n")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import realprogs
+from mailtest import self_signed
 
 from mailconf.manage import files as fs
 from mailconf.manage.apply import ApplyFailed, apply, make_plan, rollback
@@ -208,16 +209,6 @@ def test_an_override_that_would_open_a_relay_is_refused(box: Sandbox) -> None:
 # ------------------------------------------------------------------------------------------------ live
 
 
-def self_signed(directory: Path) -> None:
-    """cert.pem and key.pem for the sandbox (Dovecot requires TLS and will not start without them)."""
-    directory.mkdir(parents=True)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=t",
-         "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-
-
 def banner(port: int) -> str:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         return smtp.ehlo()[1].decode().splitlines()[0]
@@ -283,7 +274,8 @@ def test_postfix_and_dovecot_reload_for_real_and_a_failed_reload_is_undone(box: 
         ("postfix", "openrc", "enable  rc-update add postfix default"),
         ("postfix", "runit", "exec /usr/sbin/postfix start-fg"),
         ("qmail", "daemontools", "reload  svc -h /etc/service/qmail-smtpd"),
-        ("qmail", "daemontools", "exec tcpserver -v -R -l 0 -x /etc/tcp.smtp.cdb"),
+        ("qmail", "daemontools", "enable  ln -sfn /var/qmail/supervise/qmail-smtpd /etc/service/qmail-smtpd"),
+        ("qmail", "daemontools", "# /var/qmail/supervise/qmail-smtpd/run: rendered from the site description"),
     ],
 )
 def test_services_prints_the_commands_for_each_init_system(mta: str, init: str, expected: str) -> None:
@@ -303,3 +295,22 @@ def test_run_scripts_are_valid_shell() -> None:
         for file in service_commands(program, "runit").files:
             assert subprocess.run(["sh", "-n"], input=file.body, text=True).returncode == 0
             assert file.body.startswith("#!/bin/sh\n") and file.mode == 0o755
+
+
+def test_qmail_services_run_the_scripts_the_qmail_backend_renders_from_the_site(tmp_path: Path) -> None:
+    """One source of run scripts: apply links the backend's site-aware /var/qmail/supervise/* and writes none."""
+    from mailconf.manage.services import service_commands
+    from mailconf.mta.qmail import Qmail
+    from mailconf.render import Target
+    from mailconf.site import parse_site
+
+    site = "host: {name: mail.example.org, listen: [127.0.0.1, 192.0.2.25]}\ndomains: [example.org]\n"
+    rendering = Qmail().render(parse_site(site, tmp_path / "site.yaml"), Target())
+    service = service_commands("qmail", "daemontools", rendering)
+    assert service.files == []
+    assert service.commands["enable"] == [
+        f"ln -sfn /var/qmail/supervise/{name} /etc/service/{name}"
+        for name in ("qmail-send", "qmail-smtpd-127.0.0.1", "qmail-smtpd-192.0.2.25")
+    ]
+    rendered = {f.path for f in rendering.files}
+    assert set(service.backend_runs) <= rendered and len(service.backend_runs) == 3

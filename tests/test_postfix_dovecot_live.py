@@ -7,14 +7,11 @@ config) are refused, and the trusted loopback network may relay.
 
 from __future__ import annotations
 
-import contextlib
 import crypt
 import imaplib
 import json
-import poplib
 import shlex
 import smtplib
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import realprogs
+from mailtest import read_imap, read_pop3, self_signed, tls_context, unix_user
 from relay_tricks import relay_tricks
 
 from mailconf.backends import render_site
@@ -33,18 +31,6 @@ LOCAL_PASSWORD = "joe-Secret-1"
 VIRTUAL_USER = "ann@v.e2e.test"
 VIRTUAL_PASSWORD = "ann-Secret-2"
 OUTSIDE = "203.0.113.5"
-
-
-@contextlib.contextmanager
-def unix_user(name: str, password: str, home: Path) -> Iterator[None]:
-    """A real unix account (Postfix's local delivery and Dovecot's PAM need one), removed afterwards."""
-    subprocess.run(["userdel", "-r", name], capture_output=True)
-    subprocess.run(["useradd", "-m", "-d", str(home), "-s", "/bin/false", name], check=True)
-    subprocess.run(["chpasswd"], input=f"{name}:{password}", text=True, check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["userdel", "-r", name], capture_output=True)
 
 
 def site_text(ports: dict[str, int]) -> str:
@@ -87,28 +73,7 @@ def mail_host() -> Iterator[dict]:
         write_tree(render_site(loaded, "postfix", "dovecot", target), root, target, {"mta": "postfix"})
         manifest = json.loads((root / "MANIFEST.json").read_text())
 
-        certs = root / "etc/ssl/e2e"
-        certs.mkdir(parents=True)
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=mail.e2e.test",
-                "-keyout",
-                str(certs / "key.pem"),
-                "-out",
-                str(certs / "cert.pem"),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        self_signed(root / "etc/ssl/e2e")
         (root / "var/log").mkdir(parents=True)
         # Test-only additions: XCLIENT from loopback (to present an outside address), a log file to debug.
         with open(root / "etc/postfix/main.cf", "a") as main_cf:
@@ -136,13 +101,6 @@ def mail_host() -> Iterator[dict]:
                 realprogs.postfix_stop(postfix_dir)
 
 
-def tls_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the test's self-signed certificate
-    return context
-
-
 def send(port: int, recipient: str, subject: str) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         smtp.ehlo("client.e2e.test")
@@ -157,33 +115,6 @@ def wait_for_file(directory: Path, log: Path, timeout: float = 15.0) -> Path:
             return found[0]
         time.sleep(0.1)
     raise AssertionError(f"no message arrived in {directory}; Postfix's log:\n{log.read_text()[-3000:]}")
-
-
-def read_pop3(port: int, user: str, password: str) -> bytes:
-    pop = poplib.POP3("127.0.0.1", port, timeout=10)
-    try:
-        pop.stls(tls_context())
-        pop.user(user)
-        pop.pass_(password)
-        count, _ = pop.stat()
-        assert count >= 1
-        return b"\n".join(pop.retr(1)[1])
-    finally:
-        pop.quit()
-
-
-def read_imap(port: int, user: str, password: str) -> bytes:
-    imap = imaplib.IMAP4("127.0.0.1", port, timeout=10)
-    try:
-        imap.starttls(tls_context())
-        imap.login(user, password)
-        imap.select("INBOX")
-        _, data = imap.search(None, "ALL")
-        first = data[0].split()[0]
-        _, fetched = imap.fetch(first, "(RFC822)")
-        return fetched[0][1]
-    finally:
-        imap.logout()
 
 
 def test_local_user_gets_mail_over_smtp_and_reads_it_over_pop3_and_imap(mail_host: dict) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
+import mailtest
 import pytest
 import realprogs
 import yaml
@@ -38,19 +39,11 @@ SENDMAIL_OPEN_TRICKS = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 13, 14, 15, 16, 17, 20, 
 # ----------------------------------------------------------------------------------------------- daemons
 
 
-def self_signed(tmp: Path) -> tuple[str, str]:
-    """A certificate and key for mail.example.test (EC: quick to make), as text."""
-    key, cert = tmp / "key.pem", tmp / "cert.pem"
-    realprogs.run([realprogs.require("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                   "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=mail.example.test",
-                   "-keyout", key, "-out", cert], check=True)  # fmt: skip
-    return cert.read_text(), key.read_text()
-
-
 @pytest.fixture(scope="module")
 def tls_pair() -> Iterator[tuple[str, str]]:
     with realprogs.open_tmpdir() as tmp:
-        yield self_signed(tmp)
+        cert, key = mailtest.self_signed(tmp, "mail.example.test", ec=True)
+        yield cert.read_text(), key.read_text()
 
 
 def render_postfix(
@@ -126,41 +119,15 @@ def open_postfix(tls_pair: tuple[str, str]) -> Iterator[int]:
 
 def exim_config(root: Path, addr: str, relay_from_hosts: str) -> Path:
     """configure.default's relay ACL in small; `relay_from_hosts = *` is the catalogue's Exim mistake."""
-    spool = realprogs.owned_dir(root / "exim-spool", "Debian-exim", 0o750)
-    conf = root / "exim.conf"
-    conf.write_text(f"""\
-primary_hostname = mail.example.test
-domainlist local_domains = example.test
-hostlist relay_from_hosts = {relay_from_hosts}
-spool_directory = {spool}
-log_file_path = {spool}/%slog
-keep_environment =
-tls_advertise_hosts =
-daemon_smtp_ports = {NETNS_PORT}
-local_interfaces = {addr}
-acl_smtp_rcpt = acl_check_rcpt
-
-begin acl
-acl_check_rcpt:
+    acl = """\
   deny    local_parts = ^[.] : ^.*[@%!/|]
   accept  hosts = +relay_from_hosts
   require message = relay not permitted
           domains = +local_domains
   accept
-
-begin routers
-local_domain:
-  driver = accept
-  domains = +local_domains
-  transport = discard
-
-begin transports
-discard:
-  driver = appendfile
-  file = /dev/null
-  user = Debian-exim
-""")
-    return conf
+"""
+    extra = f"hostlist relay_from_hosts = {relay_from_hosts}"
+    return mailtest.exim_sandbox(root, port=NETNS_PORT, interface=addr, extra=extra, acl=acl)
 
 
 def sendmail_cf(root: Path, addr: str, feature: str) -> Path:
@@ -168,27 +135,8 @@ def sendmail_cf(root: Path, addr: str, feature: str) -> Path:
 
     accept_unresolvable_domains: there is no DNS in the namespaces (a sender check, not a relay one).
     """
-    (root / "mqueue").mkdir(mode=0o700)
-    (root / "local-host-names").write_text("example.test\n")
-    (root / "aliases").write_text("postmaster: root\n")
-    mc = root / "sandbox.mc"
-    mc.write_text(f"""\
-divert(0)dnl
-OSTYPE(`linux')dnl
-define(`confDOMAIN_NAME', `mail.example.test')dnl
-define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl
-define(`QUEUE_DIR', `{root}/mqueue')dnl
-define(`STATUS_FILE', `{root}/sendmail.st')dnl
-define(`ALIAS_FILE', `{root}/aliases')dnl
-define(`confCW_FILE', `{root}/local-host-names')dnl
-FEATURE(`use_cw_file')dnl
-FEATURE(`no_default_msa')dnl
-FEATURE(`accept_unresolvable_domains')dnl
-{feature}
-DAEMON_OPTIONS(`Port={NETNS_PORT}, Addr={addr}, Name=MTA')dnl
-MAILER(`local')dnl
-MAILER(`smtp')dnl
-""")
+    features = f"FEATURE(`accept_unresolvable_domains')dnl\n{feature}\n"
+    mc = mailtest.sendmail_mc(root, port=NETNS_PORT, addr=addr, features=features)
     cf = root / "sendmail.cf"
     assert realprogs.m4_sendmail_cf(mc, cf).returncode == 0
     return cf

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import realprogs
+from mailtest import exim_sandbox, sendmail_mc
 
 OUTSIDE_IP = "203.0.113.5"  # TEST-NET-3: an outside client that must not relay
 
@@ -205,43 +206,6 @@ def test_dovecot_serves_an_imap_login(open_tmp: Path) -> None:
 # ----------------------------------------------------------------------------------------------- Exim
 
 
-def exim_sandbox(root: Path, *, port: int = 2525, interface: str = "127.0.0.1", extra: str = "") -> Path:
-    """An Exim config that accepts mail for example.test and relays for nobody; spool and log under root."""
-    spool = realprogs.owned_dir(root / "exim-spool", "Debian-exim", 0o750)
-    conf = root / "exim.conf"
-    conf.write_text(
-        f"""\
-primary_hostname = mail.example.test
-domainlist local_domains = example.test
-spool_directory = {spool}
-log_file_path = {spool}/%slog
-keep_environment =
-tls_advertise_hosts =
-daemon_smtp_ports = {port}
-local_interfaces = {interface}
-acl_smtp_rcpt = acl_check_rcpt
-{extra}
-begin acl
-acl_check_rcpt:
-  accept domains = +local_domains
-  deny message = relay not permitted
-
-begin routers
-local_domain:
-  driver = accept
-  domains = +local_domains
-  transport = discard
-
-begin transports
-discard:
-  driver = appendfile
-  file = /dev/null
-  user = Debian-exim
-"""
-    )
-    return conf
-
-
 def test_exim_bv_accepts_a_minimal_config(open_tmp: Path) -> None:
     realprogs.require("exim")
     cp = realprogs.exim(["-C", exim_sandbox(open_tmp), "-bV"])
@@ -316,31 +280,9 @@ def test_exim_daemon_greets_on_a_loopback_port(open_tmp: Path) -> None:
 
 def sendmail_sandbox(root: Path, *, port: int = 2525) -> Path:
     """A .mc for a sandboxed Sendmail: local domain example.test, 127.0.0.1 may relay (access map)."""
-    (root / "mqueue").mkdir(mode=0o700)
-    (root / "local-host-names").write_text("example.test\n")
-    (root / "aliases").write_text("postmaster: root\n")
     (root / "access").write_text("Connect:127.0.0.1\tRELAY\n")
-    mc = root / "sandbox.mc"
-    mc.write_text(
-        f"""\
-divert(-1)
-divert(0)dnl
-OSTYPE(`linux')dnl
-define(`confDOMAIN_NAME', `mail.example.test')dnl
-define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl
-define(`QUEUE_DIR', `{root}/mqueue')dnl
-define(`STATUS_FILE', `{root}/sendmail.st')dnl
-define(`ALIAS_FILE', `{root}/aliases')dnl
-define(`confCW_FILE', `{root}/local-host-names')dnl
-FEATURE(`use_cw_file')dnl
-FEATURE(`no_default_msa')dnl
-FEATURE(`access_db', `hash -T<TMPF> -o {root}/access')dnl
-DAEMON_OPTIONS(`Port={port}, Addr=127.0.0.1, Name=MTA')dnl
-MAILER(`local')dnl
-MAILER(`smtp')dnl
-"""
-    )
-    return mc
+    access_db = f"FEATURE(`access_db', `hash -T<TMPF> -o {root}/access')dnl\n"
+    return sendmail_mc(root, port=port, addr="127.0.0.1", features=access_db)
 
 
 def build_sendmail_cf(root: Path, **kwargs: int) -> Path:

@@ -108,7 +108,7 @@ def make_plan(loaded: LoadedSite, programs: dict[str, str], root: Path, init: st
     target = target_for(root, loaded.path.name)
     plan = Plan(root, programs, render_programs(loaded, programs, target), target)
     init = init or detect_init(str(root))
-    plan.services = [service_commands(p, init, r.commands) for p, r in plan.renderings.items()]
+    plan.services = [service_commands(p, init, r) for p, r in plan.renderings.items()]
     previous = {f["path"]: f["sha256"] for f in (fs.load_json(root / fs.STATE) or {}).get("files", [])}
     rendered = plan.rendering.files + [f for s in plan.services for f in s.files]
     for file in rendered:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import grp
 import json
 import os
-import pwd
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mailconf.render import HASH_LINE, HEADER, sha256
+from mailconf.render import HASH_LINE, HEADER, TEMP_MARK, atomic_write, sha256
 
 STATE = "var/lib/mailconf/MANIFEST.json"  # the MANIFEST of the last apply, relative to the root
 JOURNAL = "var/lib/mailconf/journal.json"  # present only while files are being moved
 BACKUPS = "var/backups/mailconf"
-TEMP_MARK = ".mailconf-new-"
 
 NEW, SAME, CHANGED, DRIFTED, UNMANAGED = "new", "same", "changed", "drifted", "unmanaged"
 
@@ -68,36 +64,10 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _ids(owner: str, group: str) -> tuple[int, int] | None:
-    """uid, gid for names (or numbers) that exist here; None when we may not or cannot chown."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
-        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
-        return None
-    return uid, gid
-
-
 def install(dest: Path, data: bytes, mode: int, owner: str = "root", group: str = "root") -> None:
-    """Write dest atomically: a temp file in the same directory, fsync, owner and mode, rename, fsync the dir."""
+    """Write dest atomically (atomic_write: temp file, fsync, owner and mode, rename), then fsync the dir."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}{TEMP_MARK}", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        ids = _ids(owner, group)
-        if ids:
-            os.chown(tmp, *ids)
-        os.chmod(tmp, mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(dest, data, mode, owner=owner, group=group)
     fsync_dir(dest.parent)
 
 

@@ -1,16 +1,19 @@
 """The exact commands to enable, start, reload and check each service under each init system.
 
 `none` means no init system: the programs' own commands, as the backends rendered them (sandboxes, tests).
-Under daemontools and runit each service gets a run script in /etc/sv/NAME, linked into /etc/service.
+Under daemontools and runit each service gets a run script in /etc/sv/NAME, linked into /etc/service; a backend
+that renders its own service directories (qmail: /var/qmail/supervise/*, from the site) has them linked instead.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass, field
 
 from mailconf.errors import Location, MailconfError, Problem
-from mailconf.render import RenderedFile, render_template
+from mailconf.mta.qmail import SEND_SERVICE, SMTPD_SERVICE
+from mailconf.render import RenderedFile, Rendering, render_template
 
 INITS = ("systemd", "sysvinit", "openrc", "daemontools", "runit", "none")
 SERVICE_DIR = "/etc/service"  # scanned by svscan (daemontools) and runsvdir (runit)
@@ -20,21 +23,23 @@ SV_DIR = "/etc/sv"
 @dataclass(frozen=True)
 class Service:
     name: str  # unit / init script / service directory name
-    run: str  # the foreground command a supervisor (daemontools, runit) runs
+    run: str | None = None  # the foreground command a supervisor (daemontools, runit) runs; None: see directory
+    directory: str = ""  # a service directory whose run script the backend renders (default: /etc/sv/NAME)
+
+    @property
+    def home(self) -> str:
+        return self.directory or f"{SV_DIR}/{self.name}"
 
 
-# Per program: its services. qmail is two: the queue and the SMTP listener under tcpserver.
+# Per program: its services. qmail is two: the queue and the SMTP listener under tcpserver, whose run scripts
+# the qmail backend renders from the site (one listener per listening address; the rendering names them all).
 SERVICES: dict[str, list[Service]] = {
     "postfix": [Service("postfix", "/usr/sbin/postfix start-fg")],
     "exim": [Service("exim4", "/usr/sbin/exim4 -bdf -q30m")],
     "sendmail": [Service("sendmail", "/usr/sbin/sendmail -bD -q30m")],
     "qmail": [
-        Service("qmail-send", "env - PATH=/var/qmail/bin:/usr/bin:/bin qmail-start ./Maildir/ splogger qmail"),
-        Service(
-            "qmail-smtpd",
-            'tcpserver -v -R -l 0 -x /etc/tcp.smtp.cdb -c 40 -u "$(id -u qmaild)" -g "$(id -g qmaild)" '
-            "0 smtp /var/qmail/bin/qmail-smtpd",
-        ),
+        Service("qmail-send", directory=SEND_SERVICE),
+        Service("qmail-smtpd", directory=SMTPD_SERVICE),
     ],
     "dovecot": [Service("dovecot", "/usr/sbin/dovecot -F")],
     "fetchmail": [Service("fetchmail", "/usr/bin/fetchmail -f /etc/fetchmailrc --nodetach --daemon 300")],
@@ -50,6 +55,7 @@ class ServiceCommands:
     program: str
     commands: dict[str, list[str]] = field(default_factory=dict)  # stage -> commands
     files: list[RenderedFile] = field(default_factory=list)  # run scripts (daemontools, runit)
+    backend_runs: list[str] = field(default_factory=list)  # run scripts the program's backend renders instead
     note: str = ""
 
 
@@ -75,19 +81,19 @@ def _for_init(service: Service, init: str) -> dict[str, list[str]]:
             f"rc-service {n} status",
         ),
         "daemontools": (
-            f"ln -sfn {SV_DIR}/{n} {SERVICE_DIR}/{n}",
+            f"ln -sfn {service.home} {SERVICE_DIR}/{n}",
             f"svc -u {SERVICE_DIR}/{n}",
             f"svc -h {SERVICE_DIR}/{n}",
             f"svok {SERVICE_DIR}/{n}",
         ),
-        "runit": (f"ln -sfn {SV_DIR}/{n} {SERVICE_DIR}/{n}", f"sv up {n}", f"sv hup {n}", f"sv check {n}"),
+        "runit": (f"ln -sfn {service.home} {SERVICE_DIR}/{n}", f"sv up {n}", f"sv hup {n}", f"sv check {n}"),
     }[init]
     return {stage: [command] for stage, command in zip(STAGES, table, strict=True)}
 
 
-def service_commands(program: str, init: str, rendered: dict[str, list[str]] | None = None) -> ServiceCommands:
-    """Commands for one program under one init system. `rendered`: the backend's own start/reload/status
-    commands (Rendering.commands), used for init `none`."""
+def service_commands(program: str, init: str, rendering: Rendering | None = None) -> ServiceCommands:
+    """Commands for one program under one init system. `rendering`: the program's rendering, whose own
+    start/reload/status commands serve init `none` and whose service directories (if any) name the services."""
     if init not in INITS:
         hint = f"one of: {', '.join(INITS)}"
         raise MailconfError([Problem(Location("--init"), f"unknown init system {init!r}", hint)])
@@ -95,7 +101,7 @@ def service_commands(program: str, init: str, rendered: dict[str, list[str]] | N
         raise MailconfError([Problem(Location(program), f"no service commands known for {program!r}")])
     result = ServiceCommands(program)
     if init == "none":
-        rendered = rendered or {}
+        rendered = rendering.commands if rendering else {}
         result.commands = {
             "start": rendered.get("start", []),
             "reload": rendered.get("reload", []),
@@ -103,12 +109,19 @@ def service_commands(program: str, init: str, rendered: dict[str, list[str]] | N
         }
         result.note = "no init system: the programs' own commands"
         return result
-    for service in SERVICES[program]:
+    services = SERVICES[program]
+    if rendering and rendering.services:
+        services = [Service(posixpath.basename(d), directory=d) for d in rendering.services]
+    for service in services:
         for stage, commands in _for_init(service, init).items():
             result.commands.setdefault(stage, []).extend(commands)
-        if init in ("daemontools", "runit"):
-            body = render_template("services/run.j2", command=service.run, service=service.name)
-            result.files.append(RenderedFile(f"{SV_DIR}/{service.name}/run", body, mode=0o755, comment=None))
+        if init not in ("daemontools", "runit"):
+            continue
+        if service.run is None:
+            result.backend_runs.append(f"{service.home}/run")
+            continue
+        body = render_template("services/run.j2", command=service.run, service=service.name)
+        result.files.append(RenderedFile(f"{service.home}/run", body, mode=0o755, comment=None))
     if init == "daemontools":
         result.note = f"svscan {SERVICE_DIR} must be running (Debian: the daemontools-run package starts it)"
     elif init == "runit":
@@ -147,3 +160,5 @@ def print_services(programs: list[str], init: str, say=print) -> None:
                 say(f"{stage:7} {command}")
         for file in service.files:
             say(f"\n# {file.path} (mode {file.mode:04o})\n{file.body}")
+        for run in service.backend_runs:
+            say(f"# {run}: rendered from the site description by `mailconf render --mta {program}`")

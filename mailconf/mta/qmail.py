@@ -28,6 +28,8 @@ CONTROL = f"{QMAIL}/control"
 ALIAS_HOME = f"{QMAIL}/alias"
 ASSIGN = f"{QMAIL}/users/assign"
 SUPERVISE = f"{QMAIL}/supervise"
+SEND_SERVICE = f"{SUPERVISE}/qmail-send"  # daemontools service directories (run scripts inside)
+SMTPD_SERVICE = f"{SUPERVISE}/qmail-smtpd"  # one per listening address: qmail-smtpd-ADDRESS when several
 TCP_SMTP = "/etc/tcp.smtp"
 TCP_CDB = "/etc/tcp.smtp.cdb"
 VIRTUAL_ACCOUNT = "vmail"  # the name qmail-local reports for virtual deliveries; uid/gid come from the site
@@ -150,8 +152,9 @@ class Qmail:
             "build": [f.build for f in out.files if f.build],
             "check": [check],
             "start": [f"svc -u {' '.join(p(s) for s in services)}"],
-            "reload": [f"svc -h {p(SUPERVISE)}/qmail-send"],  # qmail-send rereads locals and virtualdomains
+            "reload": [f"svc -h {p(SEND_SERVICE)}"],  # qmail-send rereads locals and virtualdomains
         }
+        out.services = services
         return out
 
     @staticmethod
@@ -209,15 +212,14 @@ class Qmail:
             out.files.append(RenderedFile(path, body, mode=0o755, comment=None))
 
         script(f"{QMAIL}/rc", "qmail/rc.j2", defaultdelivery=defaultdelivery)
-        send = f"{SUPERVISE}/qmail-send"
-        script(f"{send}/run", "qmail/run-send.j2", rc=p(f"{QMAIL}/rc"))
-        services = [send]
+        script(f"{SEND_SERVICE}/run", "qmail/run-send.j2", rc=p(f"{QMAIL}/rc"))
+        services = [SEND_SERVICE]
         port = site.host.ports.smtp
         addresses = _listen_addresses(site)
         if port is None:
             return services
         for address in addresses:
-            service = f"{SUPERVISE}/qmail-smtpd" + (f"-{address}" if len(addresses) > 1 else "")
+            service = SMTPD_SERVICE + (f"-{address}" if len(addresses) > 1 else "")
             script(
                 f"{service}/run",
                 "qmail/run-smtpd.j2",

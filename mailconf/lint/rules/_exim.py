@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailconf.errors import Location
 from mailconf.lint.core import range_width
 from mailconf.lint.readers.exim import EximConfig, Statement, split_list
 
@@ -73,3 +74,12 @@ def is_guard(config: EximConfig, statement: Statement) -> bool:
 def rcpt_acl(config: EximConfig) -> tuple[str, list[Statement]] | None:
     name = config.option("acl_smtp_rcpt").strip()
     return (name, config.acls[name]) if name in config.acls else None
+
+
+def relay_from_hosts_grants(config: EximConfig) -> list[tuple[str, Location]]:
+    """(host item, location) for every item of hostlist relay_from_hosts (named lists resolved; `*` is everyone)."""
+    setting = config.lists.get("relay_from_hosts")
+    if setting is None:
+        return []
+    items = resolve(config, split_list(setting.value))
+    return [("0.0.0.0/0" if item == "*" else item, setting.location) for item in items if not item.startswith("!")]

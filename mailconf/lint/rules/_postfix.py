@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mailconf.errors import Location
 from mailconf.lint.core import Setting
 from mailconf.lint.readers.postfix import PostfixConfig, Service
+from mailconf.lint.rules._ranges import too_wide
 
 GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject", "defer", "defer_if_permit"}
 LISTS = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
@@ -52,3 +55,16 @@ def has_guard(config: PostfixConfig, service: Service | None) -> bool:
 
 def service_label(service: Service | None) -> str:
     return f"service {service.name!r}" if service else "main.cf"
+
+
+def mynetworks_too_wide(
+    config: PostfixConfig, widths: set[str], style: str, why: str
+) -> Iterator[tuple[Location, str]]:
+    """mynetworks entries as wide as `widths`; without mynetworks, the default mynetworks_style when it is `style`
+    (`why` says what that style trusts)."""
+    if config.get("mynetworks") is None:
+        if config.value("mynetworks_style") == style:
+            yield config.where("mynetworks_style"), f"mynetworks_style = {style} {why}"
+        return
+    grants = [(item.name, item.location) for item in config.tokens("mynetworks") if not item.name.startswith("!")]
+    yield from too_wide(grants, widths)

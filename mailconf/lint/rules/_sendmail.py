@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailconf.errors import Location
 from mailconf.lint.core import Setting
 from mailconf.lint.readers.sendmail import SendmailConfig
 
@@ -39,3 +40,12 @@ def wide_domain(name: str) -> bool:
     name = name.strip().lower().lstrip("@")
     local = name in ("localhost", "localhost.localdomain")
     return bool(name) and not local and ("*" in name or "." not in name.strip(".")) and as_network(name) is None
+
+
+def client_relay_grants(config: SendmailConfig) -> list[tuple[str, Location]]:
+    """(network, location) for every access entry that gives RELAY to connecting clients by address."""
+    return [
+        (network, entry.location)
+        for tag, key, entry in relay_entries(config)
+        if tag in ("connect", "") and (network := as_network(key))
+    ]

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from mailconf.errors import Location
 from mailconf.lint.readers.postfix import PostfixConfig
-from mailconf.lint.rules._ranges import too_wide
+from mailconf.lint.rules._postfix import mynetworks_too_wide
 
 ID = "MC104"
 PROGRAM = "postfix"
@@ -27,9 +27,4 @@ HINT = "list your own clients' networks (public ones at most /24 or /48), or hav
 
 
 def check(config: PostfixConfig) -> Iterator[tuple[Location, str]]:
-    if config.get("mynetworks") is None:
-        if config.value("mynetworks_style") == "class":
-            yield config.where("mynetworks_style"), "mynetworks_style = class trusts the whole address class"
-        return
-    grants = [(item.name, item.location) for item in config.tokens("mynetworks") if not item.name.startswith("!")]
-    yield from too_wide(grants, {"everyone", "public"})
+    yield from mynetworks_too_wide(config, {"everyone", "public"}, "class", "trusts the whole address class")

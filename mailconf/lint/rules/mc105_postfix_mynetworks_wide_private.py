@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from mailconf.errors import Location
 from mailconf.lint.readers.postfix import PostfixConfig
-from mailconf.lint.rules._ranges import too_wide
+from mailconf.lint.rules._postfix import mynetworks_too_wide
 
 ID = "MC105"
 PROGRAM = "postfix"
@@ -27,8 +27,4 @@ HINT = "list the networks of your own clients only, or set mynetworks_style = ho
 
 
 def check(config: PostfixConfig) -> Iterator[tuple[Location, str]]:
-    if config.get("mynetworks") is None:
-        if config.value("mynetworks_style") == "subnet":
-            yield config.where("mynetworks_style"), "mynetworks_style = subnet trusts every host on the host's subnet"
-        return
-    yield from too_wide([(item.name, item.location) for item in config.tokens("mynetworks")], {"private"})
+    yield from mynetworks_too_wide(config, {"private"}, "subnet", "trusts every host on the host's subnet")

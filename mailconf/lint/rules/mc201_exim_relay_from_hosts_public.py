@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mailconf.errors import Location
-from mailconf.lint.readers.exim import EximConfig, split_list
-from mailconf.lint.rules._exim import resolve
+from mailconf.lint.readers.exim import EximConfig
+from mailconf.lint.rules._exim import relay_from_hosts_grants
 from mailconf.lint.rules._ranges import too_wide
 
 ID = "MC201"
@@ -26,13 +26,5 @@ HINT = "list your own clients' networks (public ones at most /24 or /48); others
 WIDTHS = {"everyone", "public"}
 
 
-def grants(config: EximConfig) -> list[tuple[str, Location]]:
-    setting = config.lists.get("relay_from_hosts")
-    if setting is None:
-        return []
-    items = resolve(config, split_list(setting.value))
-    return [("0.0.0.0/0" if item == "*" else item, setting.location) for item in items if not item.startswith("!")]
-
-
 def check(config: EximConfig) -> Iterator[tuple[Location, str]]:
-    yield from too_wide(grants(config), WIDTHS)
+    yield from too_wide(relay_from_hosts_grants(config), WIDTHS)

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 from mailconf.errors import Location
 from mailconf.lint.readers.exim import EximConfig
+from mailconf.lint.rules._exim import relay_from_hosts_grants
 from mailconf.lint.rules._ranges import too_wide
-from mailconf.lint.rules.mc201_exim_relay_from_hosts_public import grants
 
 ID = "MC204"
 PROGRAM = "exim"
@@ -26,4 +26,4 @@ HINT = "list the networks of your own clients only"
 
 
 def check(config: EximConfig) -> Iterator[tuple[Location, str]]:
-    yield from too_wide(grants(config), {"private"})
+    yield from too_wide(relay_from_hosts_grants(config), {"private"})

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from mailconf.errors import Location
 from mailconf.lint.readers.sendmail import SendmailConfig
 from mailconf.lint.rules._ranges import too_wide
-from mailconf.lint.rules._sendmail import as_network, relay_entries
+from mailconf.lint.rules._sendmail import client_relay_grants
 
 ID = "MC303"
 PROGRAM = "sendmail"
@@ -32,13 +32,5 @@ MESSAGE = "the access map lets the Internet relay"
 HINT = "give RELAY to your own clients' addresses only (public prefixes of at least 3 octets)"
 
 
-def grants(config: SendmailConfig) -> list[tuple[str, Location]]:
-    return [
-        (network, entry.location)
-        for tag, key, entry in relay_entries(config)
-        if tag in ("connect", "") and (network := as_network(key))
-    ]
-
-
 def check(config: SendmailConfig) -> Iterator[tuple[Location, str]]:
-    yield from too_wide(grants(config), {"everyone", "public"})
+    yield from too_wide(client_relay_grants(config), {"everyone", "public"})

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from mailconf.errors import Location
 from mailconf.lint.readers.sendmail import SendmailConfig
 from mailconf.lint.rules._ranges import too_wide
-from mailconf.lint.rules.mc303_sendmail_access_relay_public import grants
+from mailconf.lint.rules._sendmail import client_relay_grants
 
 ID = "MC304"
 PROGRAM = "sendmail"
@@ -30,4 +30,4 @@ HINT = "give RELAY to the networks of your own clients only"
 
 
 def check(config: SendmailConfig) -> Iterator[tuple[Location, str]]:
-    yield from too_wide(grants(config), {"private"})
+    yield from too_wide(client_relay_grants(config), {"private"})
