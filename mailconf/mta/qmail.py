@@ -320,7 +320,7 @@ def _steps(site: Site, assign: bool, build_rules: str, newu: str) -> list[str]:
         steps.append(f"qmail does not create Maildirs: run `maildirmake ~/{site.mailbox.maildir}` as each local user")
     else:
         steps.append("local mbox mail goes to ~/Mailbox (qmail's ./Mailbox): point Dovecot's INBOX there")
-    steps.append(f"link {SUPERVISE}/* into /service (daemontools) to start qmail-send and qmail-smtpd")
+    steps.append(f"link {SUPERVISE}/* into /etc/service (daemontools, runit) to start qmail-send and qmail-smtpd")
     return steps
 
 
