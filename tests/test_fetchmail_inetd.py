@@ -1,4 +1,4 @@
-"""Fetchmail's rc file checked by the real fetchmail, and POP3 under the real openbsd-inetd."""
+"""Fetchmail's rc file checked by the real fetchmail, and POP3 logins under the real openbsd-inetd and xinetd."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ import poplib
 import pwd
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import realprogs
-from test_manage import self_signed
+from mailtest import read_pop3, self_signed, tls_context, unix_user
 
 from mailconf.errors import MailconfError
 from mailconf.manage.apply import apply, make_plan
 from mailconf.site import load_site
 
 INETD = Path("/usr/sbin/inetd")
+# xinetd conflicts with openbsd-inetd in Debian: scripts/install-mail-programs unpacks it (dpkg -x) instead.
+XINETD = next(
+    (p for p in (realprogs.PROGRAMS_DIR / "xinetd/usr/sbin/xinetd", Path("/usr/sbin/xinetd")) if p.exists()),
+    realprogs.PROGRAMS_DIR / "xinetd/usr/sbin/xinetd",
+)
 
 SITE = """\
 host:
@@ -28,7 +32,7 @@ host:
   listen: [127.0.0.1]
   ports: {{smtp: {smtp}, submission: false, smtps: false, pop3: {pop3}, pop3s: false, imap: false, imaps: false}}
 domains: [fetch.test]
-users: [root]
+users: [{users}]
 tls:
   cert: /etc/ssl/t/cert.pem
   key: /etc/ssl/t/key.pem
@@ -59,9 +63,9 @@ def base() -> Iterator[Path]:
         yield path
 
 
-def write_site(base: Path, extra: str, smtp: int = 2525, pop3: int = 2110) -> Path:
+def write_site(base: Path, extra: str, smtp: int = 2525, pop3: int = 2110, users: str = "root") -> Path:
     site = base / "site.yaml"
-    site.write_text(SITE.format(smtp=smtp, pop3=pop3, extra=extra))
+    site.write_text(SITE.format(smtp=smtp, pop3=pop3, extra=extra, users=users))
     return site
 
 
@@ -101,17 +105,24 @@ def test_an_inline_password_is_not_accepted() -> None:
 
 # ------------------------------------------------------------------------------------------------ inetd
 
+POP_USER = "mcinetd"
+POP_PASSWORD = "inetd-Secret-3"
 
-@pytest.fixture
-def inetd_site(base: Path) -> Iterator[tuple[Path, int]]:
-    if not INETD.exists():
-        pytest.fail("openbsd-inetd is missing: apt-get install openbsd-inetd") if os.environ.get("CI") else (
-            pytest.skip("openbsd-inetd is not installed")
-        )
+
+def require_superserver(path: Path, hint: str) -> None:
+    if not path.exists():
+        message = f"{path} is missing: {hint}"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+
+
+@contextlib.contextmanager
+def served_site(base: Path, mode: str) -> Iterator[tuple[Path, int]]:
+    """A site whose POP3 the super-server serves (`mode`), applied under base/root, with Dovecot's master running
+    and a unix user whose Maildir holds one message."""
     realprogs.require("dovecot")
     pop3 = realprogs.free_port()
-    site = write_site(base, "pop_imap:\n  protocols: [pop3]\n  mode: inetd\n", pop3=pop3)
-    self_signed(base / "root/etc/ssl/t")
+    site = write_site(base, f"pop_imap:\n  protocols: [pop3]\n  mode: {mode}\n", pop3=pop3, users=POP_USER)
+    self_signed(base / "root/etc/ssl/t", ec=True)
     apply(
         load_site(site),
         {"mta": "postfix", "pop_imap": "dovecot"},
@@ -122,48 +133,92 @@ def inetd_site(base: Path) -> Iterator[tuple[Path, int]]:
     )
     conf = base / "root/etc/dovecot/dovecot.conf"
     (base / "root/var/spool/postfix/private").mkdir(parents=True)  # where Dovecot offers Postfix its logins
-    dovecot = realprogs.dovecot_start(conf)  # Dovecot's master serves the logins' authentication
-    try:
-        yield base / "root", pop3
-    finally:
-        realprogs.dovecot_stop(conf)
-        realprogs.stop_pid(dovecot)
+    home = base / "home" / POP_USER
+    with unix_user(POP_USER, POP_PASSWORD, home):
+        maildir = realprogs.owned_dir(home / "Maildir", POP_USER)
+        for sub in ("cur", "new", "tmp"):
+            realprogs.owned_dir(maildir / sub, POP_USER)
+        message = maildir / "new/1700000000.M1P1.mail.fetch.test"
+        message.write_text("From: a@fetch.test\nSubject: through-inetd\n\nhello over inetd\n")
+        os.chown(message, pwd.getpwnam(POP_USER).pw_uid, pwd.getpwnam(POP_USER).pw_gid)
+        dovecot = realprogs.dovecot_start(conf)  # Dovecot's master: authentication, post-login pop3 processes
+        try:
+            yield base / "root", pop3
+        finally:
+            realprogs.dovecot_stop(conf)
+            realprogs.stop_pid(dovecot)
 
 
-@pytest.fixture
-def inetd(inetd_site: tuple[Path, int]) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    root, pop3 = inetd_site
-    snippet = root / "etc/mailconf/inetd.conf"
-    proc = subprocess.Popen([INETD, "-d", snippet], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@contextlib.contextmanager
+def running(argv: list[str | Path], pop3: int) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert realprogs.wait_for_port("127.0.0.1", pop3), "inetd listens on the rendered port (Dovecot does not)"
-        yield proc, pop3
+        assert realprogs.wait_for_port("127.0.0.1", pop3), "the super-server listens on the rendered port"
+        yield proc
     finally:
         realprogs.stop_pid(proc.pid)
         proc.wait()
 
 
+@pytest.fixture
+def inetd(base: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    require_superserver(INETD, "apt-get install openbsd-inetd")
+    with (
+        served_site(base, "inetd") as (root, pop3),
+        running([INETD, "-d", root / "etc/mailconf/inetd.conf"], pop3) as proc,
+    ):
+        yield proc, pop3, root
+
+
+@pytest.fixture
+def xinetd(base: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    require_superserver(XINETD, f"apt-get download xinetd; dpkg -x xinetd_*.deb {realprogs.PROGRAMS_DIR}/xinetd")
+    with served_site(base, "xinetd") as (root, pop3):
+        conf = base / "xinetd.conf"
+        conf.write_text(f"defaults\n{{\n}}\nincludedir {root}/etc/xinetd.d\n")
+        argv = [XINETD, "-f", conf, "-dontfork", "-stayalive", "-pidfile", base / "xinetd.pid"]
+        with running(argv, pop3) as proc:
+            yield proc, pop3, root
+
+
 def test_inetd_accepts_the_rendered_lines_and_starts_dovecots_login_per_connection(
-    inetd: tuple[subprocess.Popen[str], int],
+    inetd: tuple[subprocess.Popen[str], int, Path],
 ) -> None:
-    proc, pop3 = inetd
-    with contextlib.suppress(poplib.error_proto, OSError):  # the login process itself crashes: see the xfail
-        poplib.POP3("127.0.0.1", pop3, timeout=5).quit()
-    time.sleep(0.3)
+    proc, pop3, root = inetd
+    poplib.POP3("127.0.0.1", pop3, timeout=5).quit()
     realprogs.stop_pid(proc.pid)
     log = proc.communicate()[0]
-    assert f"ADD: 127.0.0.1:{pop3} proto=tcp" in log and "server=/usr/lib/dovecot/pop3-login" in log
-    assert "execv /usr/lib/dovecot/pop3-login" in log
+    assert f"ADD: 127.0.0.1:{pop3} proto=tcp, wait" in log and "server=/bin/sh" in log, log
+    assert "execv /bin/sh" in log and "reaped, status 0" in log, log
+    script = (root / "etc/mailconf/inetd.conf").read_text()
+    assert f"sh {root}/etc/mailconf/dovecot-login.sh pop3" in script
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dovecot 2.3.19 (Debian 12): pop3-login started by inetd dies with SIGSEGV before its greeting",
-)
-def test_a_pop3_greeting_comes_through_inetd(inetd: tuple[subprocess.Popen[str], int]) -> None:
-    _, pop3 = inetd
-    client = poplib.POP3("127.0.0.1", pop3, timeout=5)
+def login_and_read(pop3: int, root: Path) -> None:
+    """Clients side by side (one held open), a real login that reads the message, a wrong password refused."""
+    greeter = poplib.POP3("127.0.0.1", pop3, timeout=5)  # held open: the next clients are served meanwhile
     try:
-        assert client.getwelcome().startswith(b"+OK")
+        assert greeter.getwelcome().startswith(b"+OK"), "Dovecot's pop3-login greets through the super-server"
+        assert b"through-inetd" in read_pop3(pop3, POP_USER, POP_PASSWORD), "STLS, USER/PASS, RETR"
+        client = poplib.POP3("127.0.0.1", pop3, timeout=5)
+        try:
+            client.stls(tls_context())
+            client.user(POP_USER)
+            with pytest.raises(poplib.error_proto, match="-ERR"):
+                client.pass_("not-the-password")
+        finally:
+            client.quit()
     finally:
-        client.quit()
+        greeter.quit()
+    log = root / "var/log/dovecot-login-inetd.log"
+    assert f"Login: user=<{POP_USER}>" in log.read_text(), "the login processes' log is where the script says"
+
+
+def test_a_pop3_login_through_inetd_reads_the_mailbox(inetd: tuple[subprocess.Popen[str], int, Path]) -> None:
+    _, pop3, root = inetd
+    login_and_read(pop3, root)
+
+
+def test_a_pop3_login_through_xinetd_reads_the_mailbox(xinetd: tuple[subprocess.Popen[str], int, Path]) -> None:
+    _, pop3, root = xinetd
+    login_and_read(pop3, root)

@@ -8,16 +8,21 @@ to a local mailer, never to one that sends mail out.
 
 Live: the real sendmail daemon on loopback delivers (through Dovecot's LDA) to a virtual mailbox and to a unix
 user's Maildir, both read back over IMAP from the real Dovecot; in network namespaces, an outside host's relay
-tricks get 5xx from the running daemon.
+tricks get 5xx from the running daemon, and on the submission port it must STARTTLS and log in (AUTH through
+Cyrus SASL and saslauthd, which asks Dovecot's IMAP) before it may relay.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import imaplib
 import ipaddress
 import json
+import os
 import re
+import shlex
+import shutil
 import smtplib
 import ssl
 import subprocess
@@ -30,6 +35,7 @@ from pathlib import Path
 import pytest
 import realprogs
 from corpus import VARIED, all_sites, write_site
+from mailtest import self_signed, unix_user
 from relay_tricks import FOREIGN, USER, relay_tricks
 
 from mailconf.backends import render_site
@@ -482,3 +488,177 @@ def test_all_addresses_socket_matches_ipv4_clients_in_the_access_map(tmp_path: P
             realprogs.stop_pid(pid)
     assert cp.returncode == 0, cp.stderr
     assert json.loads(cp.stdout) == [250]  # trusted by its IPv4 Connect: entry
+
+
+# --------------------------------------------------------------------------------------------- submission logins
+
+SASLAUTHD = Path("/usr/sbin/saslauthd")
+SUBMISSION_PORTS = {"smtp": 2525, "submission": 2587, "imap": 2143}  # inside the test's own network namespace
+
+SUBMISSION_CLIENT = """
+import json, smtplib, ssl, sys
+host, ports, users, foreign = json.loads(sys.argv[1])
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE  # the test's self-signed certificate
+seen = {}
+
+
+def session(port, tls=True):
+    smtp = smtplib.SMTP(host, port, timeout=20)
+    smtp.ehlo("client.mailconf.test")
+    if tls:
+        seen.setdefault("auth_before_tls", smtp.has_extn("auth"))
+        smtp.starttls(context=context)
+        smtp.ehlo("client.mailconf.test")
+        seen["auth_after_tls"] = smtp.esmtp_features.get("auth", "")
+    return smtp
+
+
+def login(smtp, mechanism, user, password):
+    smtp.user, smtp.password = user, password
+    method = smtp.auth_plain if mechanism == "PLAIN" else smtp.auth_login
+    try:
+        return smtp.auth(mechanism, method, initial_response_ok=mechanism == "PLAIN")[0]
+    except smtplib.SMTPAuthenticationError as error:
+        return error.smtp_code
+
+
+def relay(smtp):
+    code = smtp.docmd("MAIL", "FROM:<sender@mail.e2e.test>")[0]
+    return smtp.docmd("RCPT", "TO:<victim@" + foreign + ">")[0] if code < 400 else code
+
+
+for name, (mechanism, user, password) in users.items():
+    with session(ports["submission"]) as smtp:
+        seen[name] = {"auth": login(smtp, mechanism, user, password), "relay": relay(smtp)}
+with session(ports["submission"]) as smtp:
+    seen["wrong_password"] = login(smtp, "PLAIN", users["unix"][1], "not-the-password")
+with session(ports["submission"]) as smtp:
+    seen["submission_without_login"] = relay(smtp)
+with session(ports["smtp"], tls=False) as smtp:
+    seen["smtp_without_login"] = relay(smtp)
+print(json.dumps(seen))
+"""
+
+
+def submission_site(server: str) -> str:
+    ports = SUBMISSION_PORTS
+    hashed = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"], input=E2E_VIRTUAL_PASSWORD, capture_output=True, text=True
+    )
+    return f"""
+host:
+  name: mail.e2e.test
+  listen: [{server}]
+  ports: {{smtp: {ports["smtp"]}, submission: {ports["submission"]}, smtps: false, pop3: false, pop3s: false,
+          imap: {ports["imap"]}, imaps: false}}
+domains:
+  - e2e.test
+  - {{name: v.e2e.test, type: virtual}}
+users:
+  - {E2E_USER}
+  - {{address: {E2E_VIRTUAL}, password_hash: "{{SHA512-CRYPT}}{hashed.stdout.strip()}"}}
+pop_imap: {{protocols: [imap]}}
+tls: {{cert: /etc/ssl/e2e/cert.pem, key: /etc/ssl/e2e/key.pem}}
+"""
+
+
+def sasl_tree(base: Path, sasl_conf: Path) -> Path:
+    """Sendmail's unpacked tree plus /etc/sasl2/Sendmail.conf, a link to the rendered file: Cyrus SASL reads
+    Sendmail.conf from its compiled-in path (Debian 12: /etc/sasl2:/etc/sasl:/usr/lib/x86_64-linux-gnu/sasl2:
+    /usr/lib/sasl2), and the namespace's /etc is a read-only overlay of this tree's etc/ and the host's."""
+    tree = base / "sendmail-tree"
+    shutil.copytree(realprogs.SENDMAIL_ROOT / "etc", tree / "etc", symlinks=True)
+    (tree / "usr").symlink_to(realprogs.SENDMAIL_ROOT / "usr")
+    (tree / "etc/sasl2").mkdir()
+    (tree / "etc/sasl2/Sendmail.conf").symlink_to(sasl_conf)
+    return tree
+
+
+def start_sendmail_in(tree: Path, cf: Path, pid_file: Path, netns: str) -> int:
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        *realprogs.ns_argv(tree, [realprogs.SENDMAIL, "-C", cf, "-bd", f"-OPidFile={pid_file}"]),
+    ]
+    started = realprogs.run(argv, timeout=30)
+    assert started.returncode == 0, f"{argv}: {started.stdout}{started.stderr}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int(pid_file.read_text().split()[0])
+            if realprogs.is_running(pid):
+                return pid
+        time.sleep(0.05)
+    raise AssertionError(f"sendmail wrote no live PID to {pid_file}")
+
+
+@pytest.fixture(scope="module")
+def submission() -> Iterator[dict]:
+    """Sendmail, saslauthd (rimap) and Dovecot in a server network namespace; the client dials from another."""
+    for program in ("m4", "sendmail-cf", "sendmail", "makemap", "dovecot", "openssl", "netns"):
+        realprogs.require(program)
+    if not SASLAUTHD.exists():
+        message = "saslauthd is missing: apt-get install sasl2-bin libsasl2-modules"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    server = realprogs.NETNS_SERVER_ADDR
+    with realprogs.open_tmpdir("mailconf-submission-") as base:
+        site = base / "site.yaml"
+        site.write_text(submission_site(server))
+        self_signed(base / "root/etc/ssl/e2e", ec=True)
+        built = build(site, base / "root")
+        saslauthd = shlex.split(next(c for c in built.rendering.commands["start"] if c.startswith("saslauthd")))
+        mux_dir = Path(saslauthd[saslauthd.index("-m") + 1])
+        mux_dir.mkdir(parents=True, exist_ok=True)
+        tree = sasl_tree(base, built.root / "etc/mail/sasl/Sendmail.conf.2")
+        with (
+            unix_user(E2E_USER, E2E_PASSWORD, base / "home" / E2E_USER),
+            realprogs.netns_pair() as pair,
+            open(base / "saslauthd.log", "w") as log,
+        ):
+            conf = built.root / "etc/dovecot/dovecot.conf"
+            realprogs.dovecot_start(conf, netns=pair.server)
+            try:
+                # In the foreground (-d), one process per request (-n 0): its PID is the one to stop. Its own
+                # session: stopping, saslauthd signals its whole process group.
+                auth = subprocess.Popen(
+                    ["ip", "netns", "exec", pair.server, *saslauthd, "-d", "-n", "0"],
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+                try:
+                    pid = start_sendmail_in(tree, built.cf, base / "sendmail.pid", pair.server)
+                    try:
+                        assert realprogs.wait_for_port(server, SUBMISSION_PORTS["submission"], netns=pair.client)
+                        assert (mux_dir / "mux").is_socket(), "saslauthd listens where Sendmail.conf says"
+                        yield {"pair": pair, "server": server, "log": base / "saslauthd.log"}
+                    finally:
+                        realprogs.stop_pid(pid)
+                finally:
+                    realprogs.stop_pid(auth.pid)
+                    auth.wait()
+            finally:
+                realprogs.dovecot_stop(conf)
+
+
+def test_submission_needs_starttls_and_a_dovecot_login_before_it_relays(submission: dict) -> None:
+    users = {
+        "unix": ("PLAIN", E2E_USER, E2E_PASSWORD),
+        "virtual": ("LOGIN", E2E_VIRTUAL, E2E_VIRTUAL_PASSWORD),
+    }
+    args = json.dumps([submission["server"], SUBMISSION_PORTS, users, FOREIGN])
+    cp = realprogs.netns_run(submission["pair"].client, [sys.executable, "-c", SUBMISSION_CLIENT, args])
+    assert cp.returncode == 0, cp.stderr
+    seen = json.loads(cp.stdout)
+    log = submission["log"].read_text()[-3000:]
+    assert seen["auth_before_tls"] is False, "no AUTH offered before STARTTLS (AUTH option p)"
+    assert set(seen["auth_after_tls"].split()) == {"PLAIN", "LOGIN"}
+    assert seen["unix"] == {"auth": 235, "relay": 250}, f"unix user over AUTH PLAIN; saslauthd: {log}"
+    assert seen["virtual"] == {"auth": 235, "relay": 250}, f"virtual user over AUTH LOGIN; saslauthd: {log}"
+    assert seen["wrong_password"] == 535
+    assert seen["submission_without_login"] == 530, "submission (M=a) wants a login before MAIL"
+    assert seen["smtp_without_login"] == 550, "port 25 without a login: relaying denied"

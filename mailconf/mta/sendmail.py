@@ -25,6 +25,7 @@ DOVECOT_LDA = "/usr/lib/dovecot/dovecot-lda"
 DOVECOT_CONF = "/etc/dovecot/dovecot.conf"  # where Dovecot (and so its LDA) reads its configuration
 QUEUE_DIR = "/var/spool/mqueue"
 PID_FILE = "/run/sendmail/mta/sendmail.pid"
+SASLAUTHD_DIR = "/run/saslauthd"  # saslauthd's socket directory (-m); Debian's default
 MAX_CONNECT_KEYS = 1024  # a trusted network expands to at most this many access-map keys
 
 # Listeners: DAEMON_OPTIONS name and modifiers. a: AUTH required, E: no ETRN, s: TLS from the first byte.
@@ -146,15 +147,21 @@ class Sendmail:
         out.files.insert(0, RenderedFile(f"{ETC}/sendmail.mc", mc, comment="dnl", build=self._m4(target)))
         # Logins (AUTH) go through Cyrus SASL to saslauthd, which checks them against Dovecot's IMAP (rimap), so
         # unix and virtual users log in with the passwords Dovecot knows. Debian links /usr/lib/sasl2/Sendmail.conf
-        # to this file.
-        out.files.append(RenderedFile(f"{ETC}/sasl/Sendmail.conf.2", render_template("sendmail/sasl.conf.j2")))
+        # to this file. saslauthd asks Dovecot on an address Dovecot listens on (loopback unless the site lists
+        # listen addresses without it); `-r` passes user@domain whole, as Dovecot's virtual users log in.
+        mux_dir = p(SASLAUTHD_DIR)
+        sasl_conf = render_template("sendmail/sasl.conf.j2", mux=f"{mux_dir}/mux")
+        out.files.append(RenderedFile(f"{ETC}/sasl/Sendmail.conf.2", sasl_conf))
         imap = site.host.ports.imap or 143
-        saslauthd = f"saslauthd -a rimap -O 127.0.0.1{'' if imap == 143 else f'/{imap}'}"
+        ipv4 = [a for a in site.host.listen if ":" not in a]
+        imap_host = "127.0.0.1" if not ipv4 or "127.0.0.1" in ipv4 else ipv4[0]
+        saslauthd = f"saslauthd -a rimap -r -m {mux_dir} -O {imap_host}{'' if imap == 143 else f'/{imap}'}"
 
         out.directories += [
             Directory(ETC),
             Directory(QUEUE_DIR, mode=0o700),
             Directory(PID_FILE.rpartition("/")[0], owner="smmta", group="smmsp", mode=0o755),
+            Directory(SASLAUTHD_DIR, group="sasl", mode=0o710),  # as Debian's saslauthd makes it
             Directory(site.mailbox.spool, group="mail", mode=0o2775),
         ]
         if site.virtual_domains:
