@@ -60,10 +60,29 @@ def supported(role: str) -> list[str]:
     return [name for name, spec in registry.items() if spec]
 
 
-def render_site(loaded: LoadedSite, mta: str, pop_imap: str | None, target: Target) -> Rendering:
-    mta_backend = get_backend(mta, "mta")
+def render_programs(loaded: LoadedSite, programs: dict[str, str], target: Target) -> dict[str, Rendering]:
+    """Each program's rendering on its own (their service commands differ): the MTA first, then POP/IMAP,
+    fetchmail and the super-server (inetd, xinetd) when the site uses them."""
+    from mailconf.fetchmail import Fetchmail
+    from mailconf.popimap.superserver import SuperServer
+
+    mta = get_backend(programs["mta"], "mta")
     with paused_gc():
-        rendering = mta_backend.render(loaded, target)
-        if pop_imap:
-            rendering.extend(get_backend(pop_imap, "pop_imap").render(loaded, target, mta=mta_backend))
-    return rendering
+        renderings = {programs["mta"]: mta.render(loaded, target)}
+        if "pop_imap" in programs:
+            pop_imap = get_backend(programs["pop_imap"], "pop_imap")
+            renderings[programs["pop_imap"]] = pop_imap.render(loaded, target, mta=mta)
+        for name, extra in (("fetchmail", Fetchmail()), (loaded.site.pop_imap.mode, SuperServer())):
+            rendering = extra.render(loaded, target)
+            if rendering.files:
+                renderings[name] = rendering
+    return renderings
+
+
+def render_site(loaded: LoadedSite, mta: str, pop_imap: str | None, target: Target) -> Rendering:
+    """Every file of the site for this MTA (and POP/IMAP server), as one rendering."""
+    programs = {"mta": mta} | ({"pop_imap": pop_imap} if pop_imap else {})
+    combined = Rendering()
+    for rendering in render_programs(loaded, programs, target).values():
+        combined.extend(rendering)
+    return combined

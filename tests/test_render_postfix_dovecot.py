@@ -176,3 +176,21 @@ def test_the_wheel_ships_the_templates_and_renders_from_another_directory(tmp_pa
     done = mailconf("render", "-c", str(REPO / "examples/site.yaml"), "-o", "out", cwd=elsewhere, env=env)
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "out/etc/postfix/main.cf").is_file()
+
+
+def test_render_writes_fetchmail_and_inetd_files_when_the_site_uses_them(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "host: {name: mail.example.org}\ndomains: [example.org]\nusers: [joe]\n"
+        "pop_imap: {mode: inetd}\n"
+        "fetchmail:\n  mailboxes:\n    - {server: pop.isp.example, protocol: pop3, user: joe, "
+        "password_file: isp-password, deliver_to: joe}\n"
+    )
+    (tmp_path / "isp-password").write_text("secret\n")
+    (tmp_path / "isp-password").chmod(0o600)
+    done = mailconf("render", "-c", str(site), "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    rc = tmp_path / "out/etc/fetchmailrc"
+    assert rc.stat().st_mode & 0o077 == 0 and "pop.isp.example" in rc.read_text()
+    paths = {f["path"] for f in json.loads((tmp_path / "out/MANIFEST.json").read_text())["files"]}
+    assert "/etc/fetchmailrc" in paths and any("inetd" in p for p in paths), paths

@@ -18,12 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailconf.backends import get_backend
+from mailconf.backends import render_programs
 from mailconf.manage import files as fs
-from mailconf.manage.fetchmail import Fetchmail
 from mailconf.manage.runner import run
 from mailconf.manage.services import ServiceCommands, detect_init, service_commands
-from mailconf.manage.superserver import SuperServer
 from mailconf.render import RenderedFile, Rendering, Target, make_directories, manifest, sha256, write_tree
 from mailconf.site import LoadedSite
 
@@ -84,20 +82,6 @@ class Plan:
 
 def target_for(root: Path, site_name: str) -> Target:
     return Target(root="" if str(root) == "/" else str(root), site_name=site_name)
-
-
-def render_programs(loaded: LoadedSite, programs: dict[str, str], target: Target) -> dict[str, Rendering]:
-    """Each program's rendering on its own (their service commands differ): the MTA first, then POP/IMAP,
-    fetchmail and the super-server (inetd, xinetd) when the site uses them."""
-    mta = get_backend(programs["mta"], "mta")
-    renderings = {programs["mta"]: mta.render(loaded, target)}
-    if "pop_imap" in programs:
-        renderings[programs["pop_imap"]] = get_backend(programs["pop_imap"], "pop_imap").render(loaded, target, mta=mta)
-    for name, extra in (("fetchmail", Fetchmail()), (loaded.site.pop_imap.mode, SuperServer())):
-        rendering = extra.render(loaded, target)
-        if rendering.files:
-            renderings[name] = rendering
-    return renderings
 
 
 def programs_for(mta: str, pop_imap: str | None) -> dict[str, str]:
