@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import imaplib
 import ipaddress
 import json
 import os
@@ -24,7 +23,6 @@ import re
 import shlex
 import shutil
 import smtplib
-import ssl
 import subprocess
 import sys
 import time
@@ -35,7 +33,7 @@ from pathlib import Path
 import pytest
 import realprogs
 from corpus import VARIED, all_sites, write_site
-from mailtest import self_signed, unix_user
+from mailtest import read_imap, read_pop3, self_signed, unix_user
 from relay_tricks import FOREIGN, USER, relay_tricks
 
 from mailconf.backends import render_site
@@ -287,7 +285,7 @@ E2E_VIRTUAL = "ann@v.e2e.test"
 E2E_VIRTUAL_PASSWORD = "ann-Secret-4"
 
 
-def e2e_site(smtp: int, imap: int) -> str:
+def e2e_site(smtp: int, imap: int, pop3: int) -> str:
     hashed = subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"], input=E2E_VIRTUAL_PASSWORD, capture_output=True, text=True
     )
@@ -296,7 +294,7 @@ def e2e_site(smtp: int, imap: int) -> str:
 host:
   name: mail.e2e.test
   listen: [127.0.0.1]
-  ports: {{smtp: {smtp}, submission: false, smtps: false, pop3: false, pop3s: false, imap: {imap}, imaps: false}}
+  ports: {{smtp: {smtp}, submission: false, smtps: false, pop3: {pop3}, pop3s: false, imap: {imap}, imaps: false}}
 domains:
   - e2e.test
   - {{name: v.e2e.test, type: virtual}}
@@ -304,7 +302,6 @@ users:
   - {E2E_USER}
   - {{address: {E2E_VIRTUAL}, password_hash: "{{SHA512-CRYPT}}{password_hash}"}}
 aliases: {{info: {E2E_USER}}}
-pop_imap: {{protocols: [imap]}}
 tls: {{cert: /etc/ssl/e2e/cert.pem, key: /etc/ssl/e2e/key.pem}}
 """
 
@@ -314,32 +311,11 @@ def live_sendmail() -> Iterator[dict]:
     """The real sendmail daemon and Dovecot, both from one rendered --root sandbox, on loopback high ports."""
     for program in ("m4", "sendmail-cf", "sendmail", "makemap", "dovecot", "openssl"):
         realprogs.require(program)
-    ports = {"smtp": realprogs.free_port(), "imap": realprogs.free_port()}
+    ports = {"smtp": realprogs.free_port(), "imap": realprogs.free_port(), "pop3": realprogs.free_port()}
     with realprogs.open_tmpdir("mailconf-sendmail-") as base:
         site = base / "site.yaml"
         site.write_text(e2e_site(**ports))
-        certs = base / "root/etc/ssl/e2e"
-        certs.mkdir(parents=True)
-        key, cert = certs / "key.pem", certs / "cert.pem"
-        subprocess.run(
-            [
-                *(
-                    "openssl",
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=mail.e2e.test",
-                ),
-                *("-keyout", str(key), "-out", str(cert)),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        _, key = self_signed(base / "root/etc/ssl/e2e")
         key.chmod(0o644)  # a throwaway test key; the LDA runs as the virtual uid and reads dovecot.conf
         built = build(site, base / "root")
         home = base / "home" / E2E_USER
@@ -387,31 +363,20 @@ def wait_for_message(directory: Path, subject: str, timeout: float = 20.0) -> No
     raise AssertionError(f"no message {subject!r} in {directory}")
 
 
-def imap_subjects(port: int, user: str, password: str) -> bytes:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the test's self-signed certificate
-    imap = imaplib.IMAP4("127.0.0.1", port, timeout=10)
-    try:
-        imap.starttls(context)
-        imap.login(user, password)
-        imap.select("INBOX")
-        _, data = imap.fetch("1:*", "(BODY[HEADER.FIELDS (SUBJECT)])")
-        return b"".join(part[1] for part in data if isinstance(part, tuple))
-    finally:
-        imap.logout()
-
-
 def test_sendmail_delivers_to_a_virtual_mailbox_that_dovecot_serves(live_sendmail: dict) -> None:
     smtp_send(live_sendmail["ports"]["smtp"], E2E_VIRTUAL, "to-the-virtual-mailbox")
     wait_for_message(live_sendmail["root"] / "var/mail/vhosts/v.e2e.test/ann/new", "to-the-virtual-mailbox")
-    assert b"to-the-virtual-mailbox" in imap_subjects(live_sendmail["ports"]["imap"], E2E_VIRTUAL, E2E_VIRTUAL_PASSWORD)
+    ports = live_sendmail["ports"]
+    assert b"to-the-virtual-mailbox" in read_imap(ports["imap"], E2E_VIRTUAL, E2E_VIRTUAL_PASSWORD)
+    assert b"to-the-virtual-mailbox" in read_pop3(ports["pop3"], E2E_VIRTUAL, E2E_VIRTUAL_PASSWORD)
 
 
 def test_sendmail_delivers_to_a_local_users_maildir_through_an_alias(live_sendmail: dict) -> None:
     smtp_send(live_sendmail["ports"]["smtp"], "info@e2e.test", "to-the-local-alias")
     wait_for_message(live_sendmail["home"] / "Maildir/new", "to-the-local-alias")
-    assert b"to-the-local-alias" in imap_subjects(live_sendmail["ports"]["imap"], E2E_USER, E2E_PASSWORD)
+    ports = live_sendmail["ports"]
+    assert b"to-the-local-alias" in read_imap(ports["imap"], E2E_USER, E2E_PASSWORD)
+    assert b"to-the-local-alias" in read_pop3(ports["pop3"], E2E_USER, E2E_PASSWORD)
 
 
 def test_sendmail_refuses_unknown_recipients_at_rcpt(live_sendmail: dict) -> None:
