@@ -30,6 +30,12 @@ def self_signed(directory: Path, common_name: str = "mail.e2e.test", *, ec: bool
     return cert, key
 
 
+def sha512_crypt(password: str) -> str:
+    """A SHA512-CRYPT hash ($6$...) made by openssl (Python's crypt module is going away)."""
+    made = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True)
+    return made.stdout.strip()
+
+
 def tls_context() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname = False

@@ -8,7 +8,6 @@ at Exim's compiled-in path (with -C, Exim gives up root and could not deliver).
 from __future__ import annotations
 
 import base64
-import crypt
 import functools
 import grp
 import ipaddress
@@ -29,7 +28,7 @@ from pathlib import Path
 import corpus
 import pytest
 import realprogs
-from mailtest import read_imap, read_pop3, self_signed, tls_context, unix_user
+from mailtest import read_imap, read_pop3, self_signed, sha512_crypt, tls_context, unix_user
 from relay_tricks import relay_tricks
 
 from mailconf.backends import render_site
@@ -452,7 +451,7 @@ LOCAL_PASSWORD = "joe-Secret-3"
 
 
 def e2e_site(ports: dict[str, int], mailbox: str, local_user: str = "joe") -> str:
-    password_hash = crypt.crypt(VIRTUAL_PASSWORD, crypt.mksalt(crypt.METHOD_SHA512))
+    password_hash = sha512_crypt(VIRTUAL_PASSWORD)
     port_lines = ", ".join(f"{name}: {port}" for name, port in ports.items())
     return f"""
 host: {{name: mail.e2e.test, listen: [127.0.0.1], ports: {{{port_lines}}}}}

@@ -7,7 +7,6 @@ config) are refused, and the trusted loopback network may relay.
 
 from __future__ import annotations
 
-import crypt
 import imaplib
 import json
 import shlex
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import realprogs
-from mailtest import read_imap, read_pop3, self_signed, tls_context, unix_user
+from mailtest import read_imap, read_pop3, self_signed, sha512_crypt, tls_context, unix_user
 from relay_tricks import relay_tricks
 
 from mailconf.backends import render_site
@@ -34,7 +33,7 @@ OUTSIDE = "203.0.113.5"
 
 
 def site_text(ports: dict[str, int]) -> str:
-    password_hash = crypt.crypt(VIRTUAL_PASSWORD, crypt.mksalt(crypt.METHOD_SHA512))
+    password_hash = sha512_crypt(VIRTUAL_PASSWORD)
     port_lines = "\n".join(f"    {name}: {port}" for name, port in ports.items())
     return f"""
 host:

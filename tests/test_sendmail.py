@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 import realprogs
 from corpus import VARIED, all_sites, write_site
-from mailtest import read_imap, read_pop3, self_signed, unix_user
+from mailtest import read_imap, read_pop3, self_signed, sha512_crypt, unix_user
 from relay_tricks import FOREIGN, USER, relay_tricks
 
 from mailconf.backends import render_site
@@ -286,10 +286,7 @@ E2E_VIRTUAL_PASSWORD = "ann-Secret-4"
 
 
 def e2e_site(smtp: int, imap: int, pop3: int) -> str:
-    hashed = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"], input=E2E_VIRTUAL_PASSWORD, capture_output=True, text=True
-    )
-    password_hash = hashed.stdout.strip()
+    password_hash = sha512_crypt(E2E_VIRTUAL_PASSWORD)
     return f"""
 host:
   name: mail.e2e.test
@@ -509,9 +506,7 @@ print(json.dumps(seen))
 
 def submission_site(server: str) -> str:
     ports = SUBMISSION_PORTS
-    hashed = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"], input=E2E_VIRTUAL_PASSWORD, capture_output=True, text=True
-    )
+    password_hash = sha512_crypt(E2E_VIRTUAL_PASSWORD)
     return f"""
 host:
   name: mail.e2e.test
@@ -523,7 +518,7 @@ domains:
   - {{name: v.e2e.test, type: virtual}}
 users:
   - {E2E_USER}
-  - {{address: {E2E_VIRTUAL}, password_hash: "{{SHA512-CRYPT}}{hashed.stdout.strip()}"}}
+  - {{address: {E2E_VIRTUAL}, password_hash: "{{SHA512-CRYPT}}{password_hash}"}}
 pop_imap: {{protocols: [imap]}}
 tls: {{cert: /etc/ssl/e2e/cert.pem, key: /etc/ssl/e2e/key.pem}}
 """
