@@ -230,6 +230,18 @@ def test_check_relay_renders_the_site_for_every_mta_in_memory(tmp_path: Path, mo
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_check_relay_checks_the_other_mtas_when_one_cannot_express_the_site(tmp_path: Path) -> None:
+    from corpus import write_site
+
+    site = write_site("ports-moved-and-off", tmp_path)  # an IPv6 trusted network: qmail refuses it
+    result = run("check-relay", "-c", str(site), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert "qmail: not checked: qmail cannot express the IPv6 trusted network" in result.stderr
+    checked = {f["file"].split(" from ")[0].lstrip("<") for f in json.loads(result.stdout)}
+    assert checked == {"postfix", "exim", "sendmail"}  # each warns about the wide private fd12:3456::/32
+    assert run("check-relay", "-c", str(site), "--mta", "qmail").exit_code == 2  # asked for qmail: an error
+
+
 def test_check_relay_with_a_bad_site_exits_2_located(tmp_path: Path) -> None:
     site = write(tmp_path, {"site.yaml": "host:\n  name: mail.example.org\ndomains: []\n"}) / "site.yaml"
     result = run("check-relay", "-c", str(site))

@@ -47,13 +47,21 @@ def run_lint(
 def rendered_findings(site_file: Path, mta: str | None = None) -> list[Finding]:
     """Render the site for every supported MTA (or just `mta`) in memory and run the relay rules on the files."""
     from mailconf.backends import render_site, supported
+    from mailconf.errors import RenderRefused
     from mailconf.render import Target
     from mailconf.site import load_site
 
     loaded = load_site(site_file)
     findings = []
     for name in [mta] if mta else supported("mta"):
-        rendering = render_site(loaded, name, None, Target(site_name=site_file.name))
+        try:
+            rendering = render_site(loaded, name, None, Target(site_name=site_file.name))
+        except RenderRefused as refused:
+            if mta:
+                raise
+            # The site asks for something this MTA cannot express: nothing to check there; say so and go on.
+            print(f"{name}: not checked: {refused.problems[0].message}", file=sys.stderr)
+            continue
         source = MemorySource({f.path: f.text(site_file.name) for f in rendering.files})
         for f in lint(["/"], relay_only=True, source=source):
             where = Location(f"<{name} from {site_file}>{f.location.file}", f.location.line)
