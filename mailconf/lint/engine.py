@@ -63,10 +63,11 @@ def _walk(source: Source, directory: str, depth: int) -> list[tuple[str, str]]:
 
 
 def load(
-    paths: list[str], mta: str | None = None, options: Options = Options(), source: Source | None = None
+    paths: list[str], mta: str | None = None, options: Options | None = None, source: Source | None = None
 ) -> dict[str, list[Any]]:
     """Every config under the paths, by program. Unreadable or unparseable input raises MailconfError."""
     source = source or DiskSource()
+    options = options or Options()
     if mta is not None and mta not in READERS:
         raise MailconfError([Problem(Location("--mta"), f"unknown program {mta!r}", f"one of: {', '.join(READERS)}")])
     configs: dict[str, list[Any]] = {}
@@ -115,7 +116,7 @@ def lint(
     paths: list[str],
     mta: str | None = None,
     relay_only: bool = False,
-    options: Options = Options(),
+    options: Options | None = None,
     source: Source | None = None,
 ) -> list[Finding]:
     return run_rules(load(paths, mta, options, source), relay_only)
