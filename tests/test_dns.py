@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from mailconf.cli import app
 from mailconf.dns import dkim
+from mailconf.dns.lookup import parse_nameserver
 from mailconf.dns.records import TXT_CHUNK, txt_rdata
 from mailconf.dns.spf import parse_spf
 from mailconf.site import load_site
@@ -334,6 +335,21 @@ def test_bad_dns_command_options_exit_2(tmp_path: Path, args: list[str]) -> None
     code, out, err = cli(*args, "-c", str(site))
     assert code == 2
     assert err.strip() and out == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "server"),
+    [("192.0.2.53", ("192.0.2.53", 53)), ("192.0.2.53:5353", ("192.0.2.53", 5353)), ("::1", ("::1", 53)),
+     ("[::1]", ("::1", 53)), ("[::1]:5353", ("::1", 5353))],
+)  # fmt: skip
+def test_nameserver_is_an_address_with_an_optional_port(text: str, server: tuple[str, int]) -> None:
+    assert parse_nameserver(text) == server
+
+
+@pytest.mark.parametrize("text", ["ns.example.org", "[::1]x", "[::1", "[::1]:", "127.0.0.1:0"])
+def test_a_nameserver_that_is_no_address_and_port_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
+        parse_nameserver(text)
 
 
 def test_mta_sts_policy_file_is_refused_when_mta_sts_is_off(tmp_path: Path) -> None:

@@ -209,6 +209,19 @@ def test_tcp_rules_option_names_the_qmail_rules_file(tmp_path: Path) -> None:
     assert result.exit_code == 1 and f"{rules}:1: error: [MC403]" in result.stdout
 
 
+def test_a_built_binary_cdb_in_qmail_control_is_not_read_as_text(tmp_path: Path) -> None:
+    files = {
+        "control/me": "mail.example.org\n",
+        "control/rcpthosts": "example.org\n",
+        "control/morercpthosts": "x.net\n",
+    }
+    home = write(tmp_path, files)
+    (home / "control/morercpthosts.cdb").write_bytes(b"\x00\x08\xff\xfe binary cdb")  # as qmail-newmrh builds it
+    result = run("lint", str(home))
+    assert result.exit_code == 0, result.output
+    assert "MC406" not in result.stdout  # and its presence still counts as built
+
+
 def test_check_relay_reads_a_native_config_dir() -> None:
     open_exim = CORPUS / "exim/open/MC202-split-conf-d"
     result = run("check-relay", "--mta", "exim", "--config-dir", str(open_exim))

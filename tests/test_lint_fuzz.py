@@ -89,7 +89,14 @@ def test_lint_never_crashes_or_hangs_on_mutated_configs(program: str, data: st.D
 
 @pytest.mark.parametrize(
     ("text", "code"),
-    [("\\\n\n", 0), ("a = b \\\n", 0), (".ifdef\n.endif\n", 0), ("X = X X X X\nY = X\n", 2), (".endif\n", 2)],
+    [
+        ("\\\n\n", 0),
+        ("a = b \\\n", 0),
+        (".ifdef\n.endif\n", 0),
+        ("X = X X X X\nY = X\n", 2),
+        (".endif\n", 2),
+        ("EMPTY =\nEMPTY\n", 0),  # a line that a macro expands to nothing
+    ],
 )
 def test_exim_reader_edge_cases_end_cleanly(text: str, code: int, tmp_path: Path) -> None:
     (tmp_path / "exim4.conf").write_text(text)

@@ -56,3 +56,32 @@ def test_readme_holds_exactly_the_generated_rules_table() -> None:
     assert text.count(start) == 1 and text.count(end) == 1
     assert text[text.index(start) + len(start) : text.index(end)] == markdown_table()
     assert all(f"| {rule.id} |" in markdown_table() for rule in RULES)
+
+
+def test_localhost_in_mydestination_is_no_wide_relay_domain_below_compatibility_level_2(tmp_path: Path) -> None:
+    # relay_domains defaults to $mydestination there; localhost (RFC 6761) is local, not a top-level domain.
+    main = "mydestination = $myhostname, localhost.$mydomain, localhost\nmynetworks = 127.0.0.0/8\n"
+    assert findings_of("MC106", write(tmp_path / "local", {"main.cf": main}), "postfix") == []
+    wide = write(tmp_path / "wide", {"main.cf": main.replace("localhost\n", "localhost, com\n")})
+    assert [f.message.rsplit(": ", 1)[1] for f in findings_of("MC106", wide, "postfix")] == [
+        "com matches every domain below it"
+    ]
+
+
+def test_a_master_cf_override_of_mynetworks_is_judged_too(tmp_path: Path) -> None:
+    files = {
+        "main.cf": "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8\n",
+        "master.cf": "smtp      inet  n       -       y       -       -       smtpd\n  -o mynetworks=0.0.0.0/0\n",
+    }
+    root = write(tmp_path, files)
+    assert [(f.location.file, f.location.line) for f in findings_of("MC104", root, "postfix")] == [
+        (str(root / "master.cf"), 2)
+    ]
+
+
+def test_any_verified_client_certificate_before_the_relay_guard_may_relay(tmp_path: Path) -> None:
+    relay = "smtpd_relay_restrictions = permit_mynetworks, permit_tls_all_clientcerts, reject_unauth_destination\n"
+    root = write(tmp_path, {"main.cf": f"compatibility_level = 3.6\n{relay}"})
+    assert [f.message.rsplit(": ", 1)[1] for f in findings_of("MC103", root, "postfix")] == [
+        "`permit_tls_all_clientcerts` in smtpd_relay_restrictions"
+    ]

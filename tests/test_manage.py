@@ -171,6 +171,26 @@ def test_a_crash_between_moves_is_undone_by_rollback_and_the_next_apply(
     assert "\n2526 " in box.file("/etc/postfix/master.cf").read_text()
 
 
+def test_a_failed_move_puts_the_previous_set_back_at_once(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    box.write(smtp=2525)
+    box.apply(reload=False)
+    old = {k: v for k, v in box.snapshot().items() if not k.startswith("var/backups")}
+    real_install, failed = fs.install, []
+
+    def disk_full_at_master_cf(dest: Path, *args: object, **kwargs: object) -> None:
+        if dest == box.file("/etc/postfix/master.cf") and not failed:
+            failed.append(dest)
+            raise OSError(28, "No space left on device")
+        real_install(dest, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fs, "install", disk_full_at_master_cf)
+    box.write(smtp=2526, host="mx.apply.test")
+    with pytest.raises(ApplyFailed, match="No space left on device"):
+        box.apply(reload=False)
+    assert failed and not box.file(fs.JOURNAL).exists()
+    assert {k: v for k, v in box.snapshot().items() if not k.startswith("var/backups")} == old
+
+
 def test_rollback_restores_the_files_before_the_last_apply(box: Sandbox) -> None:
     box.write()
     box.apply(reload=False)
@@ -314,3 +334,16 @@ def test_qmail_services_run_the_scripts_the_qmail_backend_renders_from_the_site(
     ]
     rendered = {f.path for f in rendering.files}
     assert set(service.backend_runs) <= rendered and len(service.backend_runs) == 3
+
+
+def test_apply_refuses_an_mta_it_cannot_validate_yet_and_changes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mailconf.cli import app
+
+    root = tmp_path / "root"
+    root.mkdir()
+    site = Path(__file__).parent.parent / "examples/site.yaml"
+    result = CliRunner().invoke(app, ["apply", "-c", str(site), "--mta", "sendmail", "--root", str(root)])
+    assert result.exit_code == 2 and "apply cannot install sendmail yet" in result.output
+    assert list(root.iterdir()) == []

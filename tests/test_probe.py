@@ -284,6 +284,8 @@ def test_a_server_that_never_answers_is_dropped_within_the_timeout() -> None:
     assert outcomes(report) == {Outcome.DROPPED: set(range(1, len(CATALOGUE) + 1))}
     assert {r.reply for r in report.results} == {"no reply within 0.3 s"}
     assert report.seconds < 1.0  # the 4 connections wait at once: one after another would take 1.2 s
+    by_connection = {n: {r.trick for r in report.results if r.connection == n} for n in range(1, 5)}
+    assert sorted(map(len, by_connection.values())) == [5, 7, 7, 7]  # each trick names the connection it waited on
 
 
 def test_a_server_that_hangs_up_at_mail_from_is_dropped() -> None:

@@ -25,14 +25,16 @@ class DnsTimeout(DnsFailure):
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:
-    """IP, IP:PORT or [IPv6]:PORT -> (ip, port); ValueError otherwise."""
+    """IP, IP:PORT, [IPv6] or [IPv6]:PORT -> (ip, port); ValueError otherwise."""
     host, port = text, "53"
     if text.startswith("["):
-        host, _, port = text[1:].partition("]:")
+        host, bracket, rest = text[1:].partition("]")
+        host = host if bracket and rest[:1] in ("", ":") else text  # else not an address: refused below
+        port = rest[1:] if rest else port
     elif text.count(":") == 1:
         host, _, port = text.partition(":")
     try:
-        address = ipaddress.ip_address(host.rstrip("]"))
+        address = ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(f"{text!r} is not a name server address: IP, IP:PORT or [IPv6]:PORT") from None
     if not port.isdigit() or not 0 < int(port) < 65536:

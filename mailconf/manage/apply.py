@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailconf.backends import render_programs
+from mailconf.errors import Location, MailconfError, Problem
 from mailconf.manage import files as fs
 from mailconf.manage.runner import run
 from mailconf.manage.services import ServiceCommands, detect_init, service_commands
@@ -203,6 +204,9 @@ def reload_services(services: list[ServiceCommands], say: Say) -> list[str]:
 # ------------------------------------------------------------------------------------------------ apply
 
 
+APPLY_MTAS = {"postfix"}  # MTAs whose builds and native checks apply runs in its scratch root
+
+
 def apply(
     loaded: LoadedSite,
     programs: dict[str, str],
@@ -215,6 +219,17 @@ def apply(
     say: Say = print,
 ) -> bool:
     """Install the rendered site under root. True when something changed; ApplyFailed when refused or undone."""
+    if programs["mta"] not in APPLY_MTAS and not dry_run:
+        raise MailconfError(
+            [
+                Problem(
+                    Location("--mta"),
+                    f"apply cannot install {programs['mta']} yet: its map builds and checks are not wired into the "
+                    "scratch validation (only postfix is)",
+                    f"use `mailconf render --mta {programs['mta']}` and the commands it prints, or --dry-run",
+                )
+            ]
+        )
     recovered = fs.recover(root)
     if recovered:
         say(f"recovered from an interrupted apply: restored the files saved in {recovered}")
@@ -259,8 +274,13 @@ def apply(
     folder = fs.backup(root, [path for path, _, _ in moves], state)
     journal = fs.on_disk(root, fs.JOURNAL)
     fs.write_json(journal, {"backup": folder.name, "paths": [path for path, _, _ in moves]})
-    for path, data, file in moves:
-        fs.install(fs.on_disk(root, path), data, file.mode, file.owner, file.group)
+    try:
+        for path, data, file in moves:
+            fs.install(fs.on_disk(root, path), data, file.mode, file.owner, file.group)
+    except Exception as error:  # a full disk, say: put the set back now (a crash is left to the journal)
+        fs.restore(root, folder)
+        journal.unlink()
+        raise ApplyFailed(f"installing failed: {error}\nrestored the previous files from {folder}") from None
     journal.unlink()
     if plan.target.root:
         make_directories(plan.rendering.directories, root)

@@ -176,18 +176,23 @@ async def _try(conn: Connection, attempt: Attempt, connection: int, *, reset: bo
 
 async def _one_connection(
     report: ProbeReport, tricks: Sequence[Trick], options: Options
-) -> tuple[list[Result], list[Attempt], Exception | None]:
+) -> tuple[int, list[Result], list[Attempt], Exception | None]:
     """Try ``tricks`` in order on one new connection until done or dropped.
 
-    Returns the results, every attempt (filled in for this server, or from the target name when the session
-    failed before the greeting), and the error that stopped it, if any.
+    Returns the connection's number, the results, every attempt (filled in for this server, or from the target
+    name when the session failed before the greeting), and the error that stopped it, if any.
     """
     report.connections += 1
     number, xclient = report.connections, options.xclient
     try:
         conn, greeting = await _session(report.host, report.port, options)
     except (Dropped, SetupFailed) as error:
-        return [], [fill(t, report.host, report.host, xclient or "client", options.recipient) for t in tricks], error
+        return (
+            number,
+            [],
+            [fill(t, report.host, report.host, xclient or "client", options.recipient) for t in tricks],
+            error,
+        )
     report.banner = report.banner or str(greeting)
     report.tls = report.tls or conn.tls
     name, client = _server_name(greeting, report.host), xclient or conn.local_ip
@@ -198,9 +203,9 @@ async def _one_connection(
             results.append(await _try(conn, attempt, number, reset=bool(results)))
     except Dropped as error:
         await conn.close(polite=False)
-        return results, attempts, error
+        return number, results, attempts, error
     await conn.close()
-    return results, attempts, None
+    return number, results, attempts, None
 
 
 async def _connections(
@@ -211,10 +216,10 @@ async def _connections(
     results: list[Result] = []
     async with limit:
         while len(results) < len(tricks):
-            done, attempts, error = await _one_connection(report, tricks[len(results) :], options)
+            number, done, attempts, error = await _one_connection(report, tricks[len(results) :], options)
             results += done
-            if error is not None and not done:
-                return results + [_not_tried(a, report.connections, error) for a in attempts]
+            if error is not None and not done:  # (report.connections has moved on if other chunks connected since)
+                return results + [_not_tried(a, number, error) for a in attempts]
     return results
 
 

@@ -121,8 +121,8 @@ class _Preprocessor:
             return
         elif match := MACRO.match(line):
             self.macros[match[1]] = self.expand(match[2], where)
-        else:
-            self.lines.append((where, self.expand(line, where)))
+        elif expanded := self.expand(line, where).strip():  # a macro may expand to nothing
+            self.lines.append((where, expanded))
 
     def directive(self, where: Location, line: str) -> None:
         word, _, argument = line.partition(" ")

@@ -81,9 +81,11 @@ def read(source: Source, home: str, options: object = None) -> QmailConfig:
     control_dir = posixpath.join(home, "control")
     control = {}
     for name in source.listdir(control_dir):
+        if name.endswith(".cdb"):
+            continue  # built (binary) files: only their presence counts
         path = posixpath.join(control_dir, name)
         text = source.read(path)
-        if text is not None and not name.endswith(".cdb"):
+        if text is not None:
             control[name] = control_lines(text, path)
     rules_file = _tcp_rules_file(source, home, getattr(options, "tcp_rules", None))
     rules_text = source.read(rules_file) if rules_file else None

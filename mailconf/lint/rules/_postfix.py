@@ -11,13 +11,16 @@ from mailconf.lint.readers.postfix import PostfixConfig, Service
 from mailconf.lint.rules._ranges import too_wide
 
 GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject", "defer", "defer_if_permit"}
+# Permits that depend on what the client brings: a certificate from any CA the server trusts (postconf(5): "clients
+# with a third-party certificate would also be allowed to relay").
+MAYBE_PERMITS = {"permit_tls_all_clientcerts"}
 LISTS = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
 
 
 @dataclass(frozen=True)
 class ListVerdict:
     """`open`: the list lets the client through (a permit, or no guard); `maybe`: a guard stops it, unless an
-    access map or class before it answers OK; `closed`: a guard stops it."""
+    access map, class or client certificate before it answers OK; `closed`: a guard stops it."""
 
     state: str
     item: Setting | None  # the permit, access check or guard that decided
@@ -38,7 +41,7 @@ def judge(config: PostfixConfig, name: str, service: Service | None) -> ListVerd
             return ListVerdict("maybe" if maybe else "closed", maybe or item)
         if word == "permit" or (word == "permit_mx_backup" and not config.value("permit_mx_backup_networks", service)):
             return ListVerdict("open", item)
-        if maybe is None and (word.startswith("check_") or word in classes):
+        if maybe is None and (word.startswith("check_") or word in classes or word in MAYBE_PERMITS):
             maybe = item
         only_logs = False
     return ListVerdict("open", None)
@@ -60,11 +63,12 @@ def service_label(service: Service | None) -> str:
 def mynetworks_too_wide(
     config: PostfixConfig, widths: set[str], style: str, why: str
 ) -> Iterator[tuple[Location, str]]:
-    """mynetworks entries as wide as `widths`; without mynetworks, the default mynetworks_style when it is `style`
-    (`why` says what that style trusts)."""
-    if config.get("mynetworks") is None:
-        if config.value("mynetworks_style") == style:
-            yield config.where("mynetworks_style"), f"mynetworks_style = {style} {why}"
-        return
-    grants = [(item.name, item.location) for item in config.tokens("mynetworks") if not item.name.startswith("!")]
-    yield from too_wide(grants, widths)
+    """mynetworks entries as wide as `widths`, in main.cf or a smtpd service's `-o` override; without mynetworks,
+    the default mynetworks_style when it is `style` (`why` says what that style trusts)."""
+    for service in [None, *config.smtpd_services()]:  # main.cf, and each smtpd (lint reports a finding once)
+        if config.get("mynetworks", service) is None:
+            if config.value("mynetworks_style", service) == style:
+                yield config.where("mynetworks_style", service), f"mynetworks_style = {style} {why}"
+            continue
+        items = config.tokens("mynetworks", service)
+        yield from too_wide([(item.name, item.location) for item in items if not item.name.startswith("!")], widths)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from mailconf.errors import Location
 from mailconf.lint.core import Setting
 from mailconf.lint.readers.sendmail import SendmailConfig
-
-CLIENT_TAGS = ("connect:", "")  # untagged entries apply to clients (and recipients) too
+from mailconf.lint.rules._ranges import tld_or_wildcard
 
 
 def relay_entries(config: SendmailConfig) -> list[tuple[str, str, Setting]]:
@@ -36,10 +35,9 @@ def as_network(key: str) -> str | None:
 
 
 def wide_domain(name: str) -> bool:
-    """A top-level domain or a wildcard: relaying for it covers every domain below it (localhost is local)."""
-    name = name.strip().lower().lstrip("@")
-    local = name in ("localhost", "localhost.localdomain")
-    return bool(name) and not local and ("*" in name or "." not in name.strip(".")) and as_network(name) is None
+    """A top-level domain or a wildcard that is not an address prefix (`81` is a network)."""
+    name = name.strip().lstrip("@")
+    return tld_or_wildcard(name) and as_network(name) is None
 
 
 def client_relay_grants(config: SendmailConfig) -> list[tuple[str, Location]]:

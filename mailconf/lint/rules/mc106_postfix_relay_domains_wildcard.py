@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from mailconf.errors import Location
 from mailconf.lint.readers.postfix import PostfixConfig
+from mailconf.lint.rules._ranges import tld_or_wildcard
 
 ID = "MC106"
 PROGRAM = "postfix"
@@ -24,11 +25,8 @@ HINT = "list each domain you are a backup MX or gateway for, fully"
 
 
 def wide_domain(name: str) -> bool:
-    """A wildcard, or a top-level domain (which also matches every domain below it)."""
-    name = name.strip().lower()
-    if not name or ":" in name or name.startswith(("$", "/", "!")):
-        return False
-    return "*" in name or "." not in name.strip(".")
+    """A wildcard or a top-level domain; lookup tables, files, unexpanded $names and exclusions are not domains."""
+    return ":" not in name and not name.strip().startswith(("$", "/", "!")) and tld_or_wildcard(name)
 
 
 def check(config: PostfixConfig) -> Iterator[tuple[Location, str]]:
