@@ -70,8 +70,13 @@ def render(
     if (output is None) == (root is None):
         print("render: give exactly one of --output DIR or --root DIR", file=sys.stderr)
         raise typer.Exit(2)
-    loaded = _load(config)
     root_text = str(root.resolve()) if root else ""
+    if root_text == "/":
+        print(
+            "render: --root / would overwrite this host's configs without a backup: use mailconf apply", file=sys.stderr
+        )
+        raise typer.Exit(2)
+    loaded = _load(config)
     target = Target(root=root_text, site_name=config.name)
     programs = {"mta": mta} | ({"pop_imap": pop_imap} if pop_imap != "none" else {})
     try:
@@ -122,7 +127,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter site.yaml."""
-    from mailconf.errors import MailconfError
+    from mailconf.errors import Location, MailconfError, Problem
     from mailconf.site.starter import starter_site
 
     if config.exists() and not force:
@@ -138,7 +143,10 @@ def init(
         _bad_input(error)
     from mailconf.render import atomic_write
 
-    atomic_write(config, text.encode("utf-8"))
+    try:
+        atomic_write(config, text.encode("utf-8"))
+    except OSError as exc:
+        _bad_input(MailconfError([Problem(Location(str(config)), f"cannot write the site file: {exc.strerror}")]))
     print(f"wrote {config}; next: mailconf validate -c {config}")
 
 

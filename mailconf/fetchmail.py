@@ -8,6 +8,7 @@ from typing import ClassVar
 from mailconf.errors import MailconfError, Problem
 from mailconf.render import RenderedFile, Rendering, Target, render_template
 from mailconf.site import LoadedSite
+from mailconf.site.types import CONTROL_CHARACTER
 
 RC = "/etc/fetchmailrc"
 
@@ -39,7 +40,7 @@ class Fetchmail:
         boxes = []
         for i, box in enumerate(config.mailboxes):
             password = loaded.read_secret(box.password_file).rstrip("\n")
-            if not password or '"' in password or any(ord(c) < 32 or ord(c) == 127 for c in password):
+            if not password or '"' in password or CONTROL_CHARACTER.search(password):
                 where = loaded.located.locate(("fetchmail", "mailboxes", i, "password_file"))
                 message = "the password file must hold one line: the password, without a double quote"
                 raise MailconfError([Problem(where, message)])

@@ -151,8 +151,11 @@ def write_tree(rendering: Rendering, out: Path, target: Target, programs: dict[s
     All files are written to a staging folder first and only then moved into place, so an error never leaves
     a half-written tree. With a root (sandbox), the directories the configs name are created too.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".mailconf-staging-", dir=out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".mailconf-staging-", dir=out))
+    except OSError as exc:
+        raise MailconfError([Problem(Location(str(out)), f"cannot write the output tree: {exc}")]) from None
     written: list[Path] = []
     try:
         entries = [(f.path, f.text(target.site_name).encode("utf-8"), f.mode) for f in rendering.files]

@@ -37,6 +37,24 @@ def test_init_refuses_a_bad_host_name_with_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "site.yaml").exists()
 
 
+def test_init_into_a_missing_directory_is_exit_2_not_a_traceback(tmp_path: Path) -> None:
+    done = mailconf("init", "--yes", "-c", str(tmp_path / "nodir" / "site.yaml"))
+    assert done.returncode == 2 and "cannot write the site file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_render_onto_a_file_is_exit_2_not_a_traceback(tmp_path: Path) -> None:
+    assert mailconf("init", "--yes", cwd=tmp_path).returncode == 0
+    (tmp_path / "afile").write_text("")
+    done = mailconf("render", "-o", "afile", cwd=tmp_path)
+    assert done.returncode == 2 and "cannot write the output tree" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_render_refuses_root_slash_which_would_overwrite_the_host(tmp_path: Path) -> None:
+    # No site file: were --root / not refused first, the run would stop at the missing file, never touching /.
+    done = mailconf("render", "--root", "/", "-c", str(tmp_path / "missing.yaml"))
+    assert done.returncode == 2 and "mailconf apply" in done.stderr
+
+
 def test_validate_reports_a_missing_file_with_exit_2(tmp_path: Path) -> None:
     done = mailconf("validate", "-c", str(tmp_path / "nope.yaml"))
     assert done.returncode == 2 and "cannot read site file" in done.stderr and "Traceback" not in done.stderr

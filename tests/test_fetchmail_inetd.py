@@ -103,6 +103,19 @@ def test_an_inline_password_is_not_accepted() -> None:
     assert '"password_file"' in result.stdout and '"password":' not in result.stdout
 
 
+def test_xinetd_listens_on_every_listen_address(tmp_path: Path) -> None:
+    from mailconf.popimap.superserver import SuperServer
+    from mailconf.render import Target
+
+    site = write_site(tmp_path, "pop_imap: {mode: xinetd}\n").read_text()
+    site = site.replace("listen: [127.0.0.1]", "listen: [127.0.0.1, 192.0.2.10]")
+    (tmp_path / "site.yaml").write_text(site)
+    files = SuperServer().render(load_site(tmp_path / "site.yaml"), Target()).files
+    binds = sorted(line.split("=")[1].strip() for f in files for line in f.body.splitlines() if "bind" in line)
+    assert binds == ["127.0.0.1", "192.0.2.10"]
+    assert len({f.path for f in files}) == len(files)
+
+
 # ------------------------------------------------------------------------------------------------ inetd
 
 POP_USER = "mcinetd"

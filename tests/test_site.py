@@ -205,3 +205,49 @@ def test_a_broken_site_renders_nothing_and_exits_2_with_its_location(
     result = CliRunner().invoke(app, ["render", "-c", str(site), "-o", str(tmp_path / "out")])
     assert result.exit_code == 2 and f"{site}:{expected}" in result.output, result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  -o smtpd_relay_restrictions=permit",
+        "  -o { smtpd_relay_restrictions = permit_mynetworks, permit }",
+        "  -o {mynetworks = 0.0.0.0/0}",
+    ],
+)
+def test_a_master_cf_override_cannot_open_a_relay_in_either_option_syntax(line: str) -> None:
+    site = MINIMAL + f"overrides:\n  postfix:\n    master:\n      - '{line}'\n"
+    assert any("relay" in p or "Internet" in p for p in problems(site))
+
+
+def test_a_relay_domain_cannot_be_a_whole_top_level_domain() -> None:
+    assert any("top-level domain" in p for p in problems(MINIMAL + "relay_domains: [com]\n"))
+    assert parse(MINIMAL + "relay_domains: [backup.example]\n").site.relay_domains == ["backup.example"]
+
+
+def test_an_override_cannot_let_the_whole_internet_claim_a_trusted_address_with_xclient() -> None:
+    site = MINIMAL + "overrides:\n  postfix:\n    main:\n      smtpd_authorized_xclient_hosts: 0.0.0.0/0\n"
+    assert any("whole Internet" in p for p in problems(site))
+
+
+def test_postmaster_as_a_bare_alias_is_refused_for_the_postmaster_key() -> None:
+    # As an alias it would reach the local domains only; virtual domains, abuse@ and root would keep the default.
+    found = problems(MINIMAL.replace("users: [joe]", "users: [joe, sue]") + "aliases: {postmaster: sue}\n")
+    assert any("postmaster is set as an alias" in p and "`postmaster: TARGET`" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    "main",
+    [
+        "{open: permit, smtpd_relay_restrictions: '$open, reject_unauth_destination'}",
+        "{open: permit, smtpd_restriction_classes: open, smtpd_relay_restrictions: 'open reject_unauth_destination'}",
+    ],
+)
+def test_a_relay_override_cannot_hide_a_permit_behind_a_parameter_or_class(main: str) -> None:
+    site = MINIMAL + f"overrides:\n  postfix:\n    main: {main}\n"
+    assert any("would let anyone relay" in p for p in problems(site))
+
+
+def test_a_relay_override_may_name_a_parameter_that_keeps_the_guard() -> None:
+    main = "{mine: permit_mynetworks, smtpd_relay_restrictions: '${mine}, reject_unauth_destination'}"
+    assert parse(MINIMAL + f"overrides:\n  postfix:\n    main: {main}\n").site

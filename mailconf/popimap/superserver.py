@@ -68,16 +68,18 @@ class SuperServer:
             out.files.append(RenderedFile(INETD_SNIPPET, body))
             out.commands = {"check": [], "start": [], "reload": []}
         else:
+            addresses = site.host.listen or [""]
             for proto, port in served:
-                name = f"dovecot-{proto}"
-                body = render_template(
-                    "xinetd/service.j2",
-                    service=name,
-                    port=port,
-                    bind=(site.host.listen or [""])[0],
-                    program=SHELL,
-                    args=f"{script} {proto}",
-                    script=LOGIN_SCRIPT,
-                )
-                out.files.append(RenderedFile(f"/etc/xinetd.d/{name}", body))
+                for i, address in enumerate(addresses):
+                    name = f"dovecot-{proto}" + (f"-{i + 1}" if i else "")  # one service per listen address
+                    body = render_template(
+                        "xinetd/service.j2",
+                        service=name,
+                        port=port,
+                        bind=address,
+                        program=SHELL,
+                        args=f"{script} {proto}",
+                        script=LOGIN_SCRIPT,
+                    )
+                    out.files.append(RenderedFile(f"/etc/xinetd.d/{name}", body))
         return out

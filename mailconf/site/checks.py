@@ -13,6 +13,7 @@ Finding = tuple[tuple[Any, ...], str, str]  # (path in the site, message, hint)
 def check_site(site: Site) -> Iterator[Finding]:
     yield from _no_passwords_in_clear(site)
     yield from _duplicates(site)
+    yield from _role_addresses_by_key(site)
     yield from _users_match_domains(site)
     yield from _aliases_resolve(site)
     yield from _alias_loops(site)
@@ -45,6 +46,14 @@ def _duplicates(site: Site) -> Iterator[Finding]:
     for name in site.aliases:
         if name in users:
             yield ("aliases", name), f"{name} is both a user and an alias", "rename the alias or drop the user"
+
+
+def _role_addresses_by_key(site: Site) -> Iterator[Finding]:
+    """postmaster and abuse exist in every domain, local and virtual, from the site's own keys: a bare alias of
+    that name would reach the local domains only, and leave the others (and root's mail) with the default."""
+    for name in ("postmaster", "abuse"):
+        if name in site.aliases:
+            yield ("aliases", name), f"{name} is set as an alias", f"write `{name}: TARGET` at the top level instead"
 
 
 def _users_match_domains(site: Site) -> Iterator[Finding]:

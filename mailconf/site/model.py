@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from mailconf.site.types import (
+    CONTROL_CHARACTER,
     AbsPath,
     Address,
     Domain,
@@ -206,7 +207,7 @@ def _setting_value(value: object) -> object:
         return "yes" if value else "no"
     if isinstance(value, int | float):
         return str(value)
-    if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if isinstance(value, str) and CONTROL_CHARACTER.search(value):
         raise ValueError("a native setting is one line without control characters")
     return value
 
@@ -222,17 +223,32 @@ SettingValue = Annotated[str, BeforeValidator(_setting_value), AfterValidator(st
 RELAY_GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject"}
 
 
-def check_postfix_relay_setting(name: str, value: str) -> None:
-    """An override must not open a relay silently: the relay restrictions keep a guard, mynetworks stays narrow."""
+def _restrictions(value: str, parameters: dict[str, str], depth: int = 0) -> list[str]:
+    """A restriction list with `$name` references and restriction classes defined in `parameters` expanded."""
+    items = []
+    for item in (item for item in re.split(r"[\s,]+", value) if item):
+        reference = re.fullmatch(r"\$?(?:\{([a-z0-9_]+)\}|\(([a-z0-9_]+)\)|([a-z0-9_]+))", item)
+        name = reference and next(group for group in reference.groups() if group)
+        if name in parameters and depth < 10:
+            items += _restrictions(parameters[name], parameters, depth + 1)
+        else:
+            items.append(item)
+    return items
+
+
+def check_postfix_relay_setting(name: str, value: str, parameters: dict[str, str] | None = None) -> None:
+    """An override must not open a relay silently: the relay restrictions keep a guard, mynetworks stays narrow.
+    `parameters`: the other main.cf overrides, which a `$name` or a restriction class in the value may name."""
     items = [item for item in re.split(r"[\s,]+", value) if item]
     if name == "smtpd_relay_restrictions":
+        items = _restrictions(value, parameters or {})
         guard = next((i for i, item in enumerate(items) if item in RELAY_GUARDS), None)
         if guard is None or "permit" in items[:guard]:
             raise ValueError(
                 f"smtpd_relay_restrictions = {value!r} would let anyone relay: end it with "
                 "reject_unauth_destination (and put no bare `permit` before it)"
             )
-    elif name == "mynetworks":
+    elif name in ("mynetworks", "smtpd_authorized_xclient_hosts"):  # an XCLIENT host may claim to be trusted
         for item in items:
             check_trusted_network(item.strip("[]").replace("]/", "/"))
     elif name == "mynetworks_style" and value != "host":
@@ -248,11 +264,16 @@ class PostfixOverrides(Strict):
     @model_validator(mode="after")
     def _keeps_relay_guard(self) -> PostfixOverrides:
         for name, value in self.main.items():
-            check_postfix_relay_setting(name, value)
+            check_postfix_relay_setting(name, value, self.main)
         for line in self.master:
-            for name, value in re.findall(r"-o\s*([a-z_]+)=(\S*)", line):
-                check_postfix_relay_setting(name, value)
+            for match in _MASTER_OPTION.finditer(line):
+                name, value = (match[1], match[2]) if match[1] else (match[3], match[4])
+                check_postfix_relay_setting(name, value, self.main)
         return self
+
+
+# A master.cf `-o name=value`, or Postfix 3's `-o { name = value with spaces }`.
+_MASTER_OPTION = re.compile(r"-o\s*(?:\{\s*([a-z_0-9]+)\s*=\s*([^}]*?)\s*\}|([a-z_0-9]+)=(\S*))")
 
 
 class Overrides(Strict):
@@ -336,6 +357,18 @@ class Dns(Strict):
         return value
 
 
+def _not_a_top_level_domain(value: str) -> str:
+    if "." not in value:
+        raise ValueError(
+            f"{value!r} is a top-level domain: relaying for it (Postfix matches subdomains too) would relay mail "
+            "for every domain below it. List each domain you are a backup MX for, fully"
+        )
+    return value
+
+
+RelayDomain = Annotated[Domain, AfterValidator(_not_a_top_level_domain)]
+
+
 class Site(Strict):
     """One mail host: its names, domains, users, aliases and relay policy."""
 
@@ -351,7 +384,7 @@ class Site(Strict):
         default_factory=lambda: list(LOOPBACK),
         description="Clients that may relay without logging in. Loopback is always trusted.",
     )
-    relay_domains: list[Domain] = Field(default_factory=list, description="Domains we are backup MX for.")
+    relay_domains: list[RelayDomain] = Field(default_factory=list, description="Domains we are backup MX for.")
     smarthost: Smarthost | None = None
     mailbox: Mailbox = Field(default_factory=Mailbox)
     message_size_limit: Annotated[int, BeforeValidator(_size), Field(ge=1024)] = 52428800

@@ -135,7 +135,8 @@ def check_ip(value: str) -> str:
 
 
 def _string(value: object) -> object:
-    """YAML turns `on`, 25 or 1.0 into other types; names must be written as text, so reject those plainly."""
+    """YAML turns `on`, 25 or 1.0 into other types: numbers become their text again (a label may be digits);
+    booleans are passed on for pydantic to reject plainly as not a string."""
     if isinstance(value, bool | int | float):
         return str(value).lower() if not isinstance(value, bool) else value
     return value

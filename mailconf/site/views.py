@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from mailconf.errors import Location, MailconfError, Problem
 from mailconf.site.model import Site
+from mailconf.site.types import CONTROL_CHARACTER
 
 if TYPE_CHECKING:
     from mailconf.site import LoadedSite
@@ -69,6 +70,6 @@ def smarthost_login(loaded: LoadedSite) -> tuple[str, str] | None:
     where = Location(str(loaded.path.parent / smarthost.credentials_file), 1, 1)
     if not colon or not user or not password or "\n" in text or any(c.isspace() for c in user):
         raise MailconfError([Problem(where, "the credentials file must hold one line: username:password")])
-    if any(ord(c) < 32 or ord(c) == 127 for c in password):
+    if CONTROL_CHARACTER.search(password):
         raise MailconfError([Problem(where, "the password contains a control character")])
     return user, password
