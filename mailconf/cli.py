@@ -235,6 +235,17 @@ def services(
     _manage(lambda: print_services([mta] + ([pop_imap] if pop_imap != "none" else []), init))
 
 
+@app.command("check-qmail")
+def check_qmail(
+    root: Annotated[Path, typer.Option(help="The tree to check: / on the host, or a sandbox directory.")] = Path("/"),
+) -> None:
+    """Check qmail's control files, .qmail files, users/assign and tcp.smtp against their documented formats
+    (qmail has no checker of its own). Exit 1 when something is wrong, at file:line:col."""
+    from mailconf.mta.qmail_check import main as check
+
+    raise typer.Exit(check([str(root)]))
+
+
 @app.command("dns-records")
 def dns_records(
     config: ConfigOption = DEFAULT_CONFIG,

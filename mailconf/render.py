@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -24,12 +25,27 @@ HASH_LINE = "sha256 of the body: "
 TEMP_MARK = ".mailconf-new-"  # in the names of atomic_write's temp files (a crash may leave one behind)
 
 
+SAFE_ROOT = re.compile(r"(?:/[A-Za-z0-9._+-]+)+")  # a root ends up inside configs and shell command lines
+
+
 @dataclass(frozen=True)
 class Target:
     """Where the rendered tree will live: `root` prefixes every absolute path inside the files (sandboxes)."""
 
     root: str = ""
     site_name: str = "site.yaml"
+
+    def __post_init__(self) -> None:
+        if self.root and not SAFE_ROOT.fullmatch(self.root):
+            raise MailconfError(
+                [
+                    Problem(
+                        Location("--root"),
+                        f"{self.root!r} cannot be a root: its path goes into the configs and the printed commands",
+                        "use a directory whose path has only letters, digits and . _ + - between the slashes",
+                    )
+                ]
+            )
 
     def path(self, path: str) -> str:
         return f"{self.root}{path}" if self.root else path
@@ -44,6 +60,9 @@ class RenderedFile:
     group: str = "root"
     comment: str | None = "#"  # comment leader for the header; None: the format cannot hold comments
     build: str | None = None  # native command that compiles it (postmap, newaliases, makemap, tcprules, m4)
+    products: tuple[str, ...] = ()  # host paths `build` writes (virtual.db, sendmail.cf, tcp.smtp.cdb)
+    pipe: str | None = None  # the same build as a filter (this file on stdin, its one product on stdout), so the
+    #                          product can be made for any root from this file's text alone (m4, qmail-newu)
     check: str | None = None  # native command that checks it
     secret: bool = False
 
@@ -133,6 +152,7 @@ def manifest(rendering: Rendering, target: Target, programs: dict[str, str]) -> 
                 "sha256": sha256(f.text(target.site_name)),
                 "header": f.comment is not None,
                 "build": f.build,
+                "products": list(f.products),
                 "check": f.check,
                 "secret": f.secret,
             }

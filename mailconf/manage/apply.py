@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailconf.backends import render_programs
-from mailconf.errors import Location, MailconfError, Problem
 from mailconf.manage import files as fs
-from mailconf.manage.runner import run
+from mailconf.manage.runner import filter_bytes, run
 from mailconf.manage.services import ServiceCommands, detect_init, service_commands
 from mailconf.render import RenderedFile, Rendering, Target, make_directories, manifest, sha256, write_tree
 from mailconf.site import LoadedSite
@@ -138,52 +137,84 @@ def _significant(body: str) -> list[str]:
 
 
 def validate(loaded: LoadedSite, plan: Plan) -> dict[str, tuple[bytes, RenderedFile]]:
-    """Render into a scratch root, build the maps and run every native checker there; return the built maps
-    (host path -> bytes, source). Raise ApplyFailed when a tool refuses the new configuration."""
+    """Render into a scratch root, build the maps and run every native checker there; return the built files
+    for the real root (host path -> bytes, source). Raise ApplyFailed when a tool refuses the new configuration.
+
+    A built file whose source does not mention the root (a map of addresses) is taken from the scratch build;
+    one whose source does (sendmail.cf from sendmail.mc) is built again from the real source by its filter."""
     scratch = Path(tempfile.mkdtemp(prefix="mailconf-check-"))
     try:
         scratch.chmod(0o755)  # the daemons' users must reach their directories during the checks
         target = Target(root=str(scratch), site_name=plan.target.site_name)
-        renderings = render_programs(loaded, plan.programs, target)
         rendering = Rendering()
-        for r in renderings.values():
+        for r in render_programs(loaded, plan.programs, target).values():
             rendering.extend(r)
         write_tree(rendering, scratch, target, plan.programs)
-        for stage in ("build", "check"):
-            for command in rendering.commands.get(stage, []):
-                status, output = run(command)
-                if status != 0:
-                    raise ApplyFailed(
-                        f"the new configuration was refused by `{command}` (exit {status}); nothing was changed"
-                        + (f":\n{output}" if output else "")
-                    )
+        for f in rendering.files:
+            if f.pipe:
+                product = fs.on_disk(scratch, f.products[0])
+                product.write_bytes(_filtered(f, fs.on_disk(scratch, f.path).read_bytes()))
+            elif f.build:
+                _run_or_refuse(f.build)
+        for command in rendering.commands.get("check", []):
+            _run_or_refuse(command)
         built: dict[str, tuple[bytes, RenderedFile]] = {}
         scratch_bodies = {f.path: f.body for f in rendering.files}
         for f in plan.rendering.files:
-            if not f.build:
+            if not f.products:
                 continue
-            if _significant(scratch_bodies[f.path]) != _significant(f.body):
+            if _significant(scratch_bodies[f.path]) == _significant(f.body):
+                built |= {path: (fs.on_disk(scratch, path).read_bytes(), f) for path in f.products}
+            elif f.pipe:
+                built[f.products[0]] = (_filtered(f, f.text(plan.target.site_name).encode("utf-8")), f)
+            else:
                 raise ApplyFailed(f"{f.path}: its entries depend on --root, so it cannot be built in scratch")
-            source = fs.on_disk(scratch, f.path)
-            for product in source.parent.glob(f"{source.name}.*"):
-                built[f.path + product.name[len(source.name) :]] = (product.read_bytes(), f)
         return built
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _run_or_refuse(command: str) -> None:
+    status, output = run(command)
+    if status != 0:
+        raise ApplyFailed(
+            f"the new configuration was refused by `{command}` (exit {status}); nothing was changed"
+            + (f":\n{output}" if output else "")
+        )
+
+
+def _filtered(file: RenderedFile, data: bytes) -> bytes:
+    """The one product of a file with a build filter (its source on stdin)."""
+    assert file.pipe is not None
+    status, product, errors = filter_bytes(file.pipe, data)
+    if status != 0:
+        raise ApplyFailed(
+            f"building {file.products[0]} from {file.path} failed (`{file.build}`, exit {status}); nothing was changed"
+            + (f":\n{errors}" if errors else "")
+        )
+    return product
+
+
 # ------------------------------------------------------------------------------------------------ services
 
 
-def reload_services(services: list[ServiceCommands], say: Say) -> list[str]:
-    """Reload each service (start it when it is not running), then check they all still run; return failures."""
-    failures = []
+@dataclass
+class Reloaded:
+    failures: list[str] = field(default_factory=list)
+    started: list[ServiceCommands] = field(default_factory=list)  # were not running: started, not reloaded
+
+
+def reload_services(services: list[ServiceCommands], say: Say) -> Reloaded:
+    """Reload each service (start it when it is not running), then check they all still run."""
+    result = Reloaded()
+    failures = result.failures
     for service in services:
         for command in service.commands.get("reload", []):
             status, _ = run(command)
             if status == 0:
                 say(f"reloaded {service.program}: {command}")
                 continue
+            result.started.append(service)
             for start in service.commands.get("start", []):
                 status, output = run(start)
                 if status == 0:
@@ -198,13 +229,25 @@ def reload_services(services: list[ServiceCommands], say: Say) -> list[str]:
         status, _ = run(command)
         if status != 0:
             failures.append(f"{program} is not running after the reload: `{command}` exit {status}")
+    return result
+
+
+def stop_services(services: list[ServiceCommands], say: Say) -> list[str]:
+    """Stop services (those a failed apply started: they were not running before it); return failures."""
+    failures = []
+    for service in services:
+        if any(run(command)[0] != 0 for command in service.commands.get("check", [])):
+            continue  # it died already
+        for command in service.commands.get("stop", []):
+            status, output = run(command)
+            if status == 0:
+                say(f"stopped {service.program} again: {command}")
+            else:
+                failures.append(f"{service.program}: `{command}` failed (exit {status}): {output}")
     return failures
 
 
 # ------------------------------------------------------------------------------------------------ apply
-
-
-APPLY_MTAS = {"postfix"}  # MTAs whose builds and native checks apply runs in its scratch root
 
 
 def apply(
@@ -219,17 +262,6 @@ def apply(
     say: Say = print,
 ) -> bool:
     """Install the rendered site under root. True when something changed; ApplyFailed when refused or undone."""
-    if programs["mta"] not in APPLY_MTAS and not dry_run:
-        raise MailconfError(
-            [
-                Problem(
-                    Location("--mta"),
-                    f"apply cannot install {programs['mta']} yet: its map builds and checks are not wired into the "
-                    "scratch validation (only postfix is)",
-                    f"use `mailconf render --mta {programs['mta']}` and the commands it prints, or --dry-run",
-                )
-            ]
-        )
     recovered = fs.recover(root)
     if recovered:
         say(f"recovered from an interrupted apply: restored the files saved in {recovered}")
@@ -291,10 +323,12 @@ def apply(
         say("not reloaded (--no-reload)")
         return True
     touched = [s for s in plan.services if changed & plan.paths_of(s.program)]
-    failures = reload_services(touched, say)
+    reloaded = reload_services(touched, say)
+    failures = reloaded.failures
     if failures:
-        fs.restore(root, folder)
-        again = reload_services(touched, say)
+        again = stop_services(reloaded.started, say)  # not running before this apply: not after it (stopped
+        fs.restore(root, folder)  #                     while the config they run from is still there)
+        again += reload_services([s for s in touched if s not in reloaded.started], say).failures
         raise ApplyFailed(
             "the reload failed:\n  "
             + "\n  ".join(failures)
@@ -323,7 +357,7 @@ def rollback(root: Path, to: str | None = None, *, reload: bool = True, say: Say
     if reload:
         saved = fs.load_json(folder / "MANIFEST.json") or {}
         services = [ServiceCommands(s["program"], s["commands"]) for s in saved.get("services", [])]
-        failures = reload_services(services, say)
+        failures = reload_services(services, say).failures
         if failures:
             raise ApplyFailed("restored, but the reload failed:\n  " + "\n  ".join(failures))
     return folder

@@ -1,7 +1,8 @@
-"""Run a native command and capture what it says, on a pseudo-terminal.
+"""Run the native commands the backends render (shell command lines, as an admin would type them).
 
 Some programs print their errors only to a terminal (`postfix check` otherwise logs to syslog), so every
 command gets a pty as stdout and stderr. Daemons that keep the pty after the command exits do not block us.
+`filter_bytes` runs a build filter (a file on stdin, the built file on stdout) without a terminal.
 """
 
 from __future__ import annotations
@@ -9,9 +10,18 @@ from __future__ import annotations
 import os
 import pty
 import select
-import shlex
 import subprocess
+import sysconfig
 import time
+
+SHELL = "/bin/sh"
+
+
+def _environment() -> dict[str, str]:
+    """This environment, with this installation's scripts first on PATH (`mailconf check-qmail` is ours)."""
+    scripts = sysconfig.get_path("scripts")
+    path = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    return {**os.environ, "PATH": f"{scripts}:{path}"}
 
 
 def _read(fd: int, chunks: list[bytes]) -> bool:
@@ -25,10 +35,12 @@ def _read(fd: int, chunks: list[bytes]) -> bool:
 
 
 def run(command: str, timeout: float = 120.0) -> tuple[int, str]:
-    """(exit status, output) of a command line (split like a shell would, but run without one)."""
+    """(exit status, output) of a shell command line."""
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(shlex.split(command), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+        proc = subprocess.Popen(
+            [SHELL, "-c", command], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=_environment()
+        )
     except OSError as exc:
         os.close(master)
         return 127, f"{command}: {exc.strerror}"
@@ -51,3 +63,14 @@ def run(command: str, timeout: float = 120.0) -> tuple[int, str]:
     finally:
         os.close(master)
     return proc.returncode, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n").strip()
+
+
+def filter_bytes(command: str, data: bytes, timeout: float = 120.0) -> tuple[int, bytes, str]:
+    """(exit status, stdout, stderr) of a shell command line fed `data` on stdin."""
+    try:
+        done = subprocess.run(
+            [SHELL, "-c", command], input=data, capture_output=True, timeout=timeout, env=_environment()
+        )
+    except subprocess.TimeoutExpired:
+        return 124, b"", f"killed after {timeout:.0f} s"
+    return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace").strip()

@@ -47,7 +47,7 @@ SERVICES: dict[str, list[Service]] = {
     "xinetd": [Service("xinetd", "/usr/sbin/xinetd -dontfork")],
 }
 
-STAGES = ("enable", "start", "reload", "check")
+STAGES = ("enable", "start", "reload", "check", "stop")
 
 
 @dataclass
@@ -67,26 +67,36 @@ def _for_init(service: Service, init: str) -> dict[str, list[str]]:
             f"systemctl start {n}",
             f"systemctl reload {n}",
             f"systemctl is-active --quiet {n}",
+            f"systemctl stop {n}",
         ),
         "sysvinit": (
             f"update-rc.d {n} defaults",
             f"/etc/init.d/{n} start",
             f"/etc/init.d/{n} reload",
             f"/etc/init.d/{n} status",
+            f"/etc/init.d/{n} stop",
         ),
         "openrc": (
             f"rc-update add {n} default",
             f"rc-service {n} start",
             f"rc-service {n} reload",
             f"rc-service {n} status",
+            f"rc-service {n} stop",
         ),
         "daemontools": (
             f"ln -sfn {service.home} {SERVICE_DIR}/{n}",
             f"svc -u {SERVICE_DIR}/{n}",
             f"svc -h {SERVICE_DIR}/{n}",
             f"svok {SERVICE_DIR}/{n}",
+            f"svc -d {SERVICE_DIR}/{n}",
         ),
-        "runit": (f"ln -sfn {service.home} {SERVICE_DIR}/{n}", f"sv up {n}", f"sv hup {n}", f"sv check {n}"),
+        "runit": (
+            f"ln -sfn {service.home} {SERVICE_DIR}/{n}",
+            f"sv up {n}",
+            f"sv hup {n}",
+            f"sv check {n}",
+            f"sv down {n}",
+        ),
     }[init]
     return {stage: [command] for stage, command in zip(STAGES, table, strict=True)}
 
@@ -106,6 +116,7 @@ def service_commands(program: str, init: str, rendering: Rendering | None = None
             "start": rendered.get("start", []),
             "reload": rendered.get("reload", []),
             "check": rendered.get("status", []),
+            "stop": rendered.get("stop", []),
         }
         result.note = "no init system: the programs' own commands"
         return result

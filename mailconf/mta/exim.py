@@ -177,6 +177,8 @@ class Exim:
             "check": [check],
             "start": [f"exim4 {self._c(target)}-bd -q30m"],
             "reload": [f"kill -HUP $(head -n1 {p('/run/exim4/exim.pid')})"],
+            "status": [f"kill -0 $(head -n1 {p('/run/exim4/exim.pid')})"],
+            "stop": [f"kill $(head -n1 {p('/run/exim4/exim.pid')})"],
         }
         return out
 

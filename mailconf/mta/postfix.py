@@ -51,7 +51,9 @@ class Postfix:
             path = f"{ETC}/{name}"
             build = f"postmap {self._c(target)}{p(path)}"
             body = render_template("postfix/map.j2", purpose=purpose, build=build, entries=entries)
-            out.files.append(RenderedFile(path, body, mode=mode, build=build, secret=mode != 0o644))
+            out.files.append(
+                RenderedFile(path, body, mode=mode, build=build, products=(f"{path}.db",), secret=mode != 0o644)
+            )
             return f"hash:{p(path)}"
 
         aliases = system_aliases(site)
@@ -61,6 +63,7 @@ class Postfix:
                 "/etc/aliases",
                 render_template("postfix/aliases.j2", aliases=sorted(aliases.items()), build=alias_build),
                 build=alias_build,
+                products=("/etc/aliases.db",),
             )
         )
 
@@ -133,6 +136,7 @@ class Postfix:
             "start": [f"postfix {self._c(target)}start"],
             "reload": [f"postfix {self._c(target)}reload"],
             "status": [f"postfix {self._c(target)}status"],
+            "stop": [f"postfix {self._c(target)}stop"],
         }
         return out
 

@@ -14,6 +14,8 @@ How the site maps onto qmail:
 from __future__ import annotations
 
 import ipaddress
+import shlex
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -27,6 +29,7 @@ QMAIL = "/var/qmail"
 CONTROL = f"{QMAIL}/control"
 ALIAS_HOME = f"{QMAIL}/alias"
 ASSIGN = f"{QMAIL}/users/assign"
+USERS_CDB = f"{QMAIL}/users/cdb"
 SUPERVISE = f"{QMAIL}/supervise"
 SEND_SERVICE = f"{SUPERVISE}/qmail-send"  # daemontools service directories (run scripts inside)
 SMTPD_SERVICE = f"{SUPERVISE}/qmail-smtpd"  # one per listening address: qmail-smtpd-ADDRESS when several
@@ -124,13 +127,20 @@ class Qmail:
         newu = f"{QMAIL}/bin/qmail-newu"
         if assign:
             body = render_template("qmail/assign.j2", lines=assign)
-            out.files.append(RenderedFile(ASSIGN, body, comment=None, build=newu))
+            # qmail-newu has compiled-in paths: mailconf's own (mailconf/mta/qmail_users.py) builds any root's cdb.
+            newu_pipe = f"{shlex.quote(sys.executable)} -m mailconf.mta.qmail_users"
+            out.files.append(
+                RenderedFile(ASSIGN, body, comment=None, build=newu, products=(USERS_CDB,), pipe=newu_pipe)
+            )
 
         build_rules = f"tcprules {p(TCP_CDB)} {p(TCP_SMTP)}.tmp < {p(TCP_SMTP)}"
         rules = [(tcprules_prefix(n), n) for n in site.trusted_networks if _v4(n)]
         out.files.append(
             RenderedFile(
-                TCP_SMTP, render_template("qmail/tcp.smtp.j2", rules=rules, build=build_rules), build=build_rules
+                TCP_SMTP,
+                render_template("qmail/tcp.smtp.j2", rules=rules, build=build_rules),
+                build=build_rules,
+                products=(TCP_CDB,),
             )
         )
         services = self._services(site, target, out, defaultdelivery=p(f"{CONTROL}/defaultdelivery"))
@@ -147,12 +157,14 @@ class Qmail:
             )
         )
         out.directories += self._directories(site, services)
-        check = f"python3 -m mailconf.mta.qmail_check {target.root or '/'}"
+        check = f"mailconf check-qmail{f' --root {target.root}' if target.root else ''}"
         out.commands = {
             "build": [f.build for f in out.files if f.build],
             "check": [check],
             "start": [f"svc -u {' '.join(p(s) for s in services)}"],
             "reload": [f"svc -h {p(SEND_SERVICE)}"],  # qmail-send rereads locals and virtualdomains
+            "status": [f"svok {p(s)}" for s in services],
+            "stop": [f"svc -d {' '.join(p(s) for s in services)}"],
         }
         out.services = services
         return out

@@ -13,7 +13,7 @@ do not allow, or what would make qmail an open relay:
 - `percenthack` (a relay trick) must list nothing; `morercpthosts.cdb` must be rebuilt after `morercpthosts`.
 - tcp.smtp rules are `ADDRESS:allow|deny[,VAR=value...]`; the catch-all rule must not set RELAYCLIENT.
 
-Usage: python3 -m mailconf.mta.qmail_check ROOT   (exit 0: clean, 1: problems)
+Usage: mailconf check-qmail [--root ROOT], or python3 -m mailconf.mta.qmail_check ROOT (exit 0: clean, 1: problems)
 """
 
 from __future__ import annotations

@@ -69,7 +69,10 @@ class Sendmail:
             build = f"makemap {config}hash {path} < {path}"
             options = "-T<TMPF> " if name == "access" else ""  # lookup failures defer mail, never accept it
             body = render_template("sendmail/map.j2", purpose=purpose, build=build, entries=entries)
-            out.files.append(RenderedFile(f"{ETC}/{name}", body, mode=mode, build=build, secret=mode != 0o644))
+            product = (f"{ETC}/{name}.db",)
+            out.files.append(
+                RenderedFile(f"{ETC}/{name}", body, mode=mode, build=build, products=product, secret=mode != 0o644)
+            )
             return f"hash {options}-o {path}"
 
         # Class w: the names we accept mail for. Virtual domains are in it too, so that virtusertable applies;
@@ -88,7 +91,7 @@ class Sendmail:
         alias_file = p(f"{ETC}/aliases")
         alias_build = f"sendmail {config}-bi" if target.root else "newaliases"
         body = render_template("sendmail/aliases.j2", aliases=aliases, build=alias_build)
-        out.files.append(RenderedFile(f"{ETC}/aliases", body, build=alias_build))
+        out.files.append(RenderedFile(f"{ETC}/aliases", body, build=alias_build, products=(f"{ETC}/aliases.db",)))
         virtusertable = table("virtusertable", "Addresses by domain: aliases, catch-alls, unknown users.", virtuser)
         mailertable = table("mailertable", "Per-domain routes (none: mail goes by MX or the smarthost).", [])
 
@@ -144,7 +147,8 @@ class Sendmail:
             virtual_gid=site.mailbox.virtual_gid,
             overrides=self._overrides(loaded),
         )
-        out.files.insert(0, RenderedFile(f"{ETC}/sendmail.mc", mc, comment="dnl", build=self._m4(target)))
+        built = {"build": self._m4(target), "products": (f"{ETC}/sendmail.cf",), "pipe": f"m4 {CF_DIR}/m4/cf.m4 -"}
+        out.files.insert(0, RenderedFile(f"{ETC}/sendmail.mc", mc, comment="dnl", **built))
         # Logins (AUTH) go through Cyrus SASL to saslauthd, which checks them against Dovecot's IMAP (rimap), so
         # unix and virtual users log in with the passwords Dovecot knows. Debian links /usr/lib/sasl2/Sendmail.conf
         # to this file. saslauthd asks Dovecot on an address Dovecot listens on (loopback unless the site lists
@@ -160,20 +164,23 @@ class Sendmail:
         out.directories += [
             Directory(ETC),
             Directory(QUEUE_DIR, mode=0o700),
-            Directory(PID_FILE.rpartition("/")[0], owner="smmta", group="smmsp", mode=0o755),
+            Directory(PID_FILE.rpartition("/")[0], group="smmsp", mode=0o755),  # root: Sendmail refuses others
             Directory(SASLAUTHD_DIR, group="sasl", mode=0o710),  # as Debian's saslauthd makes it
             Directory(site.mailbox.spool, group="mail", mode=0o2775),
         ]
         if site.virtual_domains:
             uid, gid = str(site.mailbox.virtual_uid), str(site.mailbox.virtual_gid)
             out.directories.append(Directory(site.mailbox.virtual_root, owner=uid, group=gid, mode=0o770))
+        logins = site.host.ports.submission or site.host.ports.smtps
         check = f"sendmail {config}-bv postmaster"
-        daemon = f"sendmail {config}-bd -q15m"
+        daemon = f"/usr/sbin/sendmail {config}-bd -q15m"  # a full path: SIGHUP restarts by exec(argv)
         out.commands = {
             "build": [self._m4(target)] + [f.build for f in out.files[1:] if f.build],
             "check": [check],
-            "start": [saslauthd, daemon],
+            "start": [saslauthd, daemon] if logins else [daemon],
             "reload": [f"kill -HUP $(head -n 1 {p(PID_FILE)})"],
+            "status": [f"kill -0 $(head -n 1 {p(PID_FILE)})"],
+            "stop": [f"kill $(head -n 1 {p(PID_FILE)})"] + ([f"kill $(cat {mux_dir}/saslauthd.pid)"] if logins else []),
         }
         return out
 

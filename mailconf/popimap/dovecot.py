@@ -71,5 +71,6 @@ class Dovecot:
             "start": [f"dovecot {config}".strip()],
             "reload": [f"doveadm {config}reload"],
             "status": [f"doveadm {config}service status"],
+            "stop": [f"doveadm {config}stop"],
         }
         return out

@@ -66,7 +66,7 @@ class SuperServer:
             merge = f"cat {INETD_SNIPPET} >> /etc/inetd.conf, then reload inetd"
             body = render_template("inetd/inetd.conf.j2", lines=lines, merge=merge, script=LOGIN_SCRIPT)
             out.files.append(RenderedFile(INETD_SNIPPET, body))
-            out.commands = {"check": [], "start": [], "reload": []}
+            out.commands = {"check": [], "start": [], "reload": [], "stop": []}
         else:
             addresses = site.host.listen or [""]
             for proto, port in served:
