@@ -77,9 +77,9 @@ def render(
         )
         raise typer.Exit(2)
     loaded = _load(config)
-    target = Target(root=root_text, site_name=config.name)
     programs = {"mta": mta} | ({"pop_imap": pop_imap} if pop_imap != "none" else {})
     try:
+        target = Target(root=root_text, site_name=config.name)
         rendering = render_site(loaded, mta, None if pop_imap == "none" else pop_imap, target)
         out = root or output
         assert out is not None

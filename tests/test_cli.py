@@ -55,6 +55,17 @@ def test_render_refuses_root_slash_which_would_overwrite_the_host(tmp_path: Path
     assert done.returncode == 2 and "mailconf apply" in done.stderr
 
 
+def test_a_root_whose_path_would_break_a_command_line_is_exit_2_and_nothing_is_written(tmp_path: Path) -> None:
+    assert mailconf("init", "--yes", cwd=tmp_path).returncode == 0
+    root = tmp_path / "my root;touch x"
+    root.mkdir()
+    for command in ("render", "apply", "diff"):
+        done = mailconf(command, "--root", str(root), cwd=tmp_path)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "--root: error:" in done.stderr and "letters, digits" in done.stderr and "Traceback" not in done.stderr
+    assert list(root.iterdir()) == [] and not (tmp_path / "x").exists()
+
+
 def test_validate_reports_a_missing_file_with_exit_2(tmp_path: Path) -> None:
     done = mailconf("validate", "-c", str(tmp_path / "nope.yaml"))
     assert done.returncode == 2 and "cannot read site file" in done.stderr and "Traceback" not in done.stderr

@@ -214,11 +214,11 @@ def reload_services(services: list[ServiceCommands], say: Say) -> Reloaded:
             if status == 0:
                 say(f"reloaded {service.program}: {command}")
                 continue
-            result.started.append(service)
-            for start in service.commands.get("start", []):
+            result.started.append(service)  # not running: enable it (init systems) and start it
+            for start in service.commands.get("enable", []) + service.commands.get("start", []):
                 status, output = run(start)
                 if status == 0:
-                    say(f"started {service.program} (it was not running): {start}")
+                    say(f"started {service.program} (it was not running): {start}")  # or enabled it
                 else:
                     failures.append(f"{service.program}: `{start}` failed (exit {status}): {output}")
             break
