@@ -8,6 +8,7 @@ from typing import ClassVar
 from mailconf.errors import MailconfError, Problem
 from mailconf.render import RenderedFile, Rendering, Target, render_template
 from mailconf.site import LoadedSite
+from mailconf.site.model import Host
 from mailconf.site.types import CONTROL_CHARACTER
 
 RC = "/etc/fetchmailrc"
@@ -27,6 +28,17 @@ class Box:
 
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def smtp_host(host: Host) -> str:
+    """fetchmail's `smtphost` (HOST/PORT): an address the MTA listens on, loopback first.
+
+    No listen addresses: the MTA listens on all of them, so `localhost`. The SMTP port is on (checks.py).
+    """
+    listen = host.listen
+    reaches = {"127.0.0.1": ("127.0.0.1", "0.0.0.0"), "::1": ("::1", "::")}  # a wildcard reaches loopback too
+    loopback = next((address for address, via in reaches.items() if any(a in listen for a in via)), None)
+    return f"{loopback or (listen[0] if listen else 'localhost')}/{host.ports.smtp}"
 
 
 class Fetchmail:
@@ -58,8 +70,16 @@ class Fetchmail:
                     box.ssl,
                 )
             )
-        smtp = f"localhost/{loaded.site.host.ports.smtp or 25}"
-        body = render_template("fetchmail/fetchmailrc.j2", interval=config.poll_interval, mailboxes=boxes, smtp=smtp)
+        host = loaded.site.host
+        # RCPT TO domain: by default fetchmail uses the smtphost's name, which an address cannot be; the host's own
+        # name is a local domain of every MTA here (Postfix $myhostname, Exim @, sendmail's w class, qmail locals).
+        body = render_template(
+            "fetchmail/fetchmailrc.j2",
+            interval=config.poll_interval,
+            mailboxes=boxes,
+            smtp=smtp_host(host),
+            smtpaddress=host.name,
+        )
         # Read from stdin: fetchmail refuses an rc file its caller does not own, and the daemon's user owns it.
         check = f"sh -c 'fetchmail -f - --configdump < {target.path(RC)}'"
         # Debian's fetchmail daemon runs as the user `fetchmail`, which must own its rc file.

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache
@@ -80,6 +81,7 @@ class Directory:
     mode: int = 0o755
     owner: str = "root"
     group: str = "root"
+    mailbox: bool = False  # a mailbox to deliver into: no checker needs it, so apply's scratch root skips it
 
 
 @dataclass
@@ -165,7 +167,9 @@ def manifest(rendering: Rendering, target: Target, programs: dict[str, str]) -> 
     }
 
 
-def write_tree(rendering: Rendering, out: Path, target: Target, programs: dict[str, str]) -> list[Path]:
+def write_tree(
+    rendering: Rendering, out: Path, target: Target, programs: dict[str, str], *, mailboxes: bool = True
+) -> list[Path]:
     """Write every file under `out` as laid out on the host, plus MANIFEST.json.
 
     All files are written to a staging folder first and only then moved into place, so an error never leaves
@@ -182,14 +186,14 @@ def write_tree(rendering: Rendering, out: Path, target: Target, programs: dict[s
         entries.append(("/MANIFEST.json", _manifest_bytes(rendering, target, programs), 0o644))
         for path, data, mode in entries:
             staged = staging / path.lstrip("/")
-            staged.parent.mkdir(parents=True, exist_ok=True)
+            ensure_directory(staged.parent)
             fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.chmod(staged, mode)
         for path, _, _ in entries:
             final = out / path.lstrip("/")
-            final.parent.mkdir(parents=True, exist_ok=True)
+            ensure_directory(final.parent)
             os.replace(staging / path.lstrip("/"), final)
             written.append(final)
     except OSError as exc:
@@ -197,10 +201,16 @@ def write_tree(rendering: Rendering, out: Path, target: Target, programs: dict[s
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if target.root:
-        make_directories(rendering.directories, out)
+        make_directories([d for d in rendering.directories if mailboxes or not d.mailbox], out)
         for f in rendering.files:
             chown(out / f.path.lstrip("/"), f.owner, f.group)
     return written
+
+
+def ensure_directory(path: Path) -> None:
+    """mkdir -p, after a stat: on some filesystems a mkdir that finds the directory costs 100x a stat."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, owner: str | None = None, group: str = "root") -> None:
@@ -226,25 +236,44 @@ def _manifest_bytes(rendering: Rendering, target: Target, programs: dict[str, st
     return (json.dumps(manifest(rendering, target, programs), indent=2) + "\n").encode("utf-8")
 
 
-def make_directories(directories: list[Directory], root: Path) -> None:
-    """Create the directories the configs name, with owner and mode."""
+def make_directories(directories: list[Directory], root: Path, *, existing: bool = True) -> None:
+    """Create the directories the configs name, with owner and mode. `existing`: also give those that exist
+    already their owner and mode (a sandbox; on a host, the distribution's own directories are left alone)."""
+    ids: dict[tuple[str, str], tuple[int, int] | None] = {}  # account lookups, once per owner:group
     for directory in directories:
         path = root / directory.path.lstrip("/")
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, directory.mode)
-        chown(path, directory.owner, directory.group)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            path.mkdir(parents=True, exist_ok=True)
+            st = path.stat()
+        else:
+            if not existing:
+                continue
+        if stat.S_IMODE(st.st_mode) != directory.mode:
+            os.chmod(path, directory.mode)
+        key = (directory.owner, directory.group)
+        if key not in ids:
+            ids[key] = _ids(*key)
+        owner_ids = ids[key]
+        if os.geteuid() == 0 and owner_ids is not None and (st.st_uid, st.st_gid) != owner_ids:
+            os.chown(path, *owner_ids)
 
 
 def chown(path: Path, owner: str, group: str) -> None:
     """Give `path` to owner:group (names or numbers) when we may: as root, and the accounts exist here."""
+    ids = _ids(owner, group)
+    if os.geteuid() == 0 and ids is not None:  # else the account does not exist here (yet): leave root's
+        os.chown(path, *ids)
+
+
+def _ids(owner: str, group: str) -> tuple[int, int] | None:
     import grp
     import pwd
 
-    if os.geteuid() != 0:
-        return
     try:
         uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
         gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
     except KeyError:
-        return  # the account does not exist on this machine (yet): leave root's
-    os.chown(path, uid, gid)
+        return None
+    return uid, gid

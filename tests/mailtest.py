@@ -55,9 +55,9 @@ def unix_user(name: str, password: str, home: Path) -> Iterator[None]:
         subprocess.run(["userdel", "-r", name], capture_output=True)
 
 
-def read_pop3(port: int, user: str, password: str) -> bytes:
+def read_pop3(port: int, user: str, password: str, host: str = "127.0.0.1") -> bytes:
     """The first message of the user's mailbox, over POP3 with STLS and a login."""
-    pop = poplib.POP3("127.0.0.1", port, timeout=10)
+    pop = poplib.POP3(host, port, timeout=10)
     try:
         pop.stls(tls_context())
         pop.user(user)

@@ -264,14 +264,14 @@ def test_check_relay_with_a_bad_site_exits_2_located(tmp_path: Path) -> None:
 def test_check_relay_hands_probes_to_the_prober(monkeypatch) -> None:
     calls = []
 
-    def fake_run_cli(probes, *, xclient, fmt, timeout):
-        calls.append((list(probes), xclient, fmt, timeout))
+    def fake_run_cli(probes, *, xclient, fmt, timeout, parts):
+        calls.append((list(probes), xclient, fmt, timeout, parts))
         return 1
 
     monkeypatch.setattr("mailconf.probe.run_cli", fake_run_cli)
     result = run("check-relay", "--probe", "127.0.0.1:2525", "--probe", "[::1]:25", "--xclient", "203.0.113.5")
     assert result.exit_code == 1
-    assert calls == [(["127.0.0.1:2525", "[::1]:25"], "203.0.113.5", "text", 10.0)]
+    assert calls == [(["127.0.0.1:2525", "[::1]:25"], "203.0.113.5", "text", 10.0, None)]
 
 
 def test_check_relay_needs_something_to_check() -> None:

@@ -230,6 +230,35 @@ def test_json_output_and_exit_0_for_a_closed_server(closed_postfix: int, capsys:
     assert first["outcome"] == "refused"
 
 
+EXAMPLE_SITE = Path(__file__).parent.parent / "examples/site.yaml"
+OPEN_POSTFIX_DIR = Path(__file__).parent / "lint_corpus/postfix/open/MC102-permit-first"
+
+
+@pytest.mark.parametrize(
+    ("static", "errors"),
+    [(["-c", EXAMPLE_SITE], set()), (["--mta", "postfix", "--config-dir", OPEN_POSTFIX_DIR], {"MC102"})],
+    ids=["site-closed", "config-dir-open"],
+)
+def test_static_check_and_probe_print_one_json_document_with_the_worse_exit_code(
+    closed_postfix: int, static: list[str | Path], errors: set[str]
+) -> None:
+    """-c / --config-dir with --probe: one document, {"static": findings, "probe": {"servers": ...}}."""
+    probe_args = ["--probe", f"127.0.0.1:{closed_postfix}", "--xclient", OUTSIDE_IP, "--timeout", "5"]
+    cp = realprogs.run([*CHECK_RELAY, *static, "--format", "json", *probe_args])
+    document = json.loads(cp.stdout)  # one document, not two printed one after the other
+    assert set(document) == {"static", "probe"}
+    (server,) = document["probe"]["servers"]
+    assert (server["port"], server["verdict"]) == (closed_postfix, "closed")
+    assert {f["rule"] for f in document["static"] if f["severity"] == "error"} == errors
+    assert cp.returncode == (1 if errors else 0), cp.stderr  # the static check's 1 wins over the probe's 0
+
+
+def test_static_check_with_a_bad_probe_target_prints_no_half_json_and_exits_2() -> None:
+    cp = realprogs.run([*CHECK_RELAY, "-c", EXAMPLE_SITE, "--format", "json", "--probe", "127.0.0.1:smtp"])
+    assert (cp.returncode, cp.stdout) == (2, "")
+    assert "expected HOST:PORT with a port from 1 to 65535" in cp.stderr
+
+
 def test_many_servers_are_probed_at_once_and_reported_in_order(closed_postfix: int, open_postfix: int) -> None:
     targets = [("127.0.0.1", closed_postfix), ("127.0.0.1", open_postfix)] * 5  # XCLIENT only on closed_postfix
     started = time.monotonic()

@@ -9,6 +9,7 @@ from mailconf.errors import Location, MailconfError
 from mailconf.lint.core import SEVERITIES, Finding, MemorySource
 from mailconf.lint.engine import READERS, Options, lint
 from mailconf.lint.formatters import FORMATS, render
+from mailconf.lint.formatters.json import rows
 
 
 def _usage(message: str) -> int:
@@ -86,6 +87,7 @@ def run_check_relay(
     if mta is not None and mta not in READERS:
         return _usage(f"--mta: choose one of {', '.join(READERS)}")
     code = 0
+    parts = None  # with --probe and --format json, the static findings go into the probe's one JSON document
     if site_file is not None or config_dir is not None:
         findings: list[Finding] = []
         try:
@@ -96,10 +98,13 @@ def run_check_relay(
                 findings += lint([str(config_dir)], mta=mta, relay_only=True, options=options)
         except MailconfError as error:
             return _usage(str(error))
-        sys.stdout.write(render(findings, fmt))
+        if probes and fmt == "json":
+            parts = {"static": rows(findings)}
+        else:
+            sys.stdout.write(render(findings, fmt))
         code = exit_code(findings, "error")
     if probes:
         from mailconf.probe import run_cli
 
-        code = max(code, run_cli(probes, xclient=xclient, fmt=fmt, timeout=timeout))
+        code = max(code, run_cli(probes, xclient=xclient, fmt=fmt, timeout=timeout, parts=parts))
     return code

@@ -149,7 +149,7 @@ def validate(loaded: LoadedSite, plan: Plan) -> dict[str, tuple[bytes, RenderedF
         rendering = Rendering()
         for r in render_programs(loaded, plan.programs, target).values():
             rendering.extend(r)
-        write_tree(rendering, scratch, target, plan.programs)
+        write_tree(rendering, scratch, target, plan.programs, mailboxes=False)
         for f in rendering.files:
             if f.pipe:
                 product = fs.on_disk(scratch, f.products[0])
@@ -304,18 +304,19 @@ def apply(
     moves += [(path, data, built[path][1]) for path, data in products.items()]
     moves.append(("/" + fs.STATE, state_bytes, RenderedFile("/" + fs.STATE, "", comment=None)))
     folder = fs.backup(root, [path for path, _, _ in moves], state)
+    # The directories the configs name, before the files go into them (their owners and modes, not root's).
+    make_directories(plan.rendering.directories, root, existing=bool(plan.target.root))
     journal = fs.on_disk(root, fs.JOURNAL)
     fs.write_json(journal, {"backup": folder.name, "paths": [path for path, _, _ in moves]})
     try:
-        for path, data, file in moves:
-            fs.install(fs.on_disk(root, path), data, file.mode, file.owner, file.group)
+        with fs.synced_directories() as synced:
+            for path, data, file in moves:
+                fs.install(fs.on_disk(root, path), data, file.mode, file.owner, file.group, synced=synced)
     except Exception as error:  # a full disk, say: put the set back now (a crash is left to the journal)
         fs.restore(root, folder)
         journal.unlink()
         raise ApplyFailed(f"installing failed: {error}\nrestored the previous files from {folder}") from None
     journal.unlink()
-    if plan.target.root:
-        make_directories(plan.rendering.directories, root)
     say(f"installed {len(moves) - 1} file(s); the previous ones are in {folder}")
     for path in sorted(changed):
         say(f"  {path}")

@@ -6,10 +6,11 @@ import contextlib
 import datetime
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mailconf.render import HASH_LINE, HEADER, TEMP_MARK, atomic_write, sha256
+from mailconf.render import HASH_LINE, HEADER, TEMP_MARK, atomic_write, ensure_directory, sha256
 
 STATE = "var/lib/mailconf/MANIFEST.json"  # the MANIFEST of the last apply, relative to the root
 JOURNAL = "var/lib/mailconf/journal.json"  # present only while files are being moved
@@ -64,11 +65,29 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def install(dest: Path, data: bytes, mode: int, owner: str = "root", group: str = "root") -> None:
-    """Write dest atomically (atomic_write: temp file, fsync, owner and mode, rename), then fsync the dir."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def install(
+    dest: Path, data: bytes, mode: int, owner: str = "root", group: str = "root", *, synced: set[Path] | None = None
+) -> None:
+    """Write dest atomically (atomic_write: temp file, fsync, owner and mode, rename), then fsync the dir, or
+    add it to `synced` (from synced_directories: each directory is synced once, when the batch is done)."""
+    ensure_directory(dest.parent)
     atomic_write(dest, data, mode, owner=owner, group=group)
-    fsync_dir(dest.parent)
+    if synced is None:
+        fsync_dir(dest.parent)
+    else:
+        synced.add(dest.parent)
+
+
+@contextlib.contextmanager
+def synced_directories() -> Iterator[set[Path]]:
+    """A batch of installs: the directories they renamed files in are fsynced once, at the end (also when the
+    batch fails part-way, so that what was moved is on disk before the previous set is put back)."""
+    directories: set[Path] = set()
+    try:
+        yield directories
+    finally:
+        for directory in sorted(directories):
+            fsync_dir(directory)
 
 
 def fsync_dir(path: Path) -> None:
@@ -107,15 +126,16 @@ def backup(root: Path, paths: list[str], manifest: dict) -> Path:
     folder.mkdir(parents=True, mode=0o700)
     os.chmod(folder.parent, 0o700)  # backups hold secrets
     saved = []
-    for path in paths:
-        source = on_disk(root, path)
-        try:
-            st = source.stat()
-        except FileNotFoundError:
-            saved.append(Saved(path, False))
-            continue
-        install(on_disk(folder / "files", path), source.read_bytes(), st.st_mode & 0o7777)
-        saved.append(Saved(path, True, st.st_mode & 0o7777, st.st_uid, st.st_gid))
+    with synced_directories() as synced:
+        for path in paths:
+            source = on_disk(root, path)
+            try:
+                st = source.stat()
+            except FileNotFoundError:
+                saved.append(Saved(path, False))
+                continue
+            install(on_disk(folder / "files", path), source.read_bytes(), st.st_mode & 0o7777, synced=synced)
+            saved.append(Saved(path, True, st.st_mode & 0o7777, st.st_uid, st.st_gid))
     write_json(folder / "MANIFEST.json", manifest)
     write_json(folder / "backup.json", {"files": [asdict(s) for s in saved]})
     return folder
@@ -130,17 +150,19 @@ def restore(root: Path, folder: Path) -> list[str]:
     """Put back every file of a backup set (and remove the files that did not exist then)."""
     info = load_json(folder / "backup.json") or {"files": []}
     restored = []
-    for entry in info["files"]:
-        saved = Saved(**entry)
-        dest = on_disk(root, saved.path)
-        if saved.existed:
-            data = on_disk(folder / "files", saved.path).read_bytes()
-            install(dest, data, saved.mode, str(saved.uid), str(saved.gid))
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                dest.unlink()
-        _remove_temp_files(dest)
-        restored.append(saved.path)
+    with synced_directories() as synced:
+        for entry in info["files"]:
+            saved = Saved(**entry)
+            dest = on_disk(root, saved.path)
+            if saved.existed:
+                data = on_disk(folder / "files", saved.path).read_bytes()
+                install(dest, data, saved.mode, str(saved.uid), str(saved.gid), synced=synced)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    dest.unlink()
+                    synced.add(dest.parent)
+            _remove_temp_files(dest)
+            restored.append(saved.path)
     return restored
 
 

@@ -318,7 +318,8 @@ def _assignments(site: Site, target: Target) -> list[str]:
 
 
 def _maildir(path: str, owner: str, group: str) -> list[Directory]:
-    return [Directory(f"{path}{sub}", owner=owner, group=group, mode=0o700) for sub in ("", "/new", "/cur", "/tmp")]
+    subs = ("", "/new", "/cur", "/tmp")
+    return [Directory(f"{path}{sub}", owner=owner, group=group, mode=0o700, mailbox=True) for sub in subs]
 
 
 def _steps(site: Site, assign: bool, build_rules: str, newu: str) -> list[str]:

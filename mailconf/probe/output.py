@@ -12,6 +12,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from mailconf.probe.prober import DEFAULT_TIMEOUT, Outcome, ProbeReport, Verdict, probe_many
 
@@ -79,9 +80,18 @@ def exit_code(reports: Sequence[ProbeReport]) -> int:
 
 
 def run_cli(
-    probes: Sequence[str], *, xclient: str | None = None, fmt: str = "text", timeout: float = DEFAULT_TIMEOUT
+    probes: Sequence[str],
+    *,
+    xclient: str | None = None,
+    fmt: str = "text",
+    timeout: float = DEFAULT_TIMEOUT,
+    parts: dict[str, Any] | None = None,
 ) -> int:
-    """Probe every HOST:PORT at once and print the result; return the exit code (see the module docstring)."""
+    """Probe every HOST:PORT at once and print the result; return the exit code (see the module docstring).
+
+    ``parts``: other checks' results for one JSON document; with --format json it prints
+    ``{**parts, "probe": {"servers": [...]}}`` instead of ``{"servers": [...]}`` (nothing at all on a usage error).
+    """
     try:
         targets = [parse_target(p) for p in probes]
         if not targets:
@@ -100,7 +110,8 @@ def run_cli(
         return 2
     reports = asyncio.run(probe_many(targets, xclient=xclient, timeout=timeout))
     if fmt == "json":
-        print(json.dumps({"servers": [r.to_dict() for r in reports]}, indent=2))
+        document: dict[str, Any] = {"servers": [r.to_dict() for r in reports]}
+        print(json.dumps(document if parts is None else {**parts, "probe": document}, indent=2))
     else:
         print_text(reports)
     return exit_code(reports)

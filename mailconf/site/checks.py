@@ -17,6 +17,7 @@ def check_site(site: Site) -> Iterator[Finding]:
     yield from _users_match_domains(site)
     yield from _aliases_resolve(site)
     yield from _alias_loops(site)
+    yield from _fetchmail_has_smtp(site)
 
 
 def _no_passwords_in_clear(site: Site) -> Iterator[Finding]:
@@ -158,3 +159,13 @@ def _alias_loops(site: Site) -> Iterator[Finding]:
 
 def _alias_key(site: Site, node: str) -> str:
     return node if node in site.aliases else next((n for n in site.aliases if n.startswith(node + "@")), node)
+
+
+def _fetchmail_has_smtp(site: Site) -> Iterator[Finding]:
+    if site.fetchmail and site.fetchmail.mailboxes and site.host.ports.smtp is None:
+        yield (
+            ("host", "ports", "smtp"),
+            "fetchmail hands the mail it collects to the MTA over SMTP, but the SMTP port is off",
+            "turn `smtp` on (fetchmail connects to 127.0.0.1 or ::1 when listed in `host.listen`), "
+            "or remove the fetchmail mailboxes",
+        )

@@ -37,6 +37,13 @@ LOOPBACK = ["127.0.0.0/8", "::1/128"]
 PRIVATE_RANGES = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 LOOPBACK_RANGES = [ipaddress.ip_network(n) for n in LOOPBACK]
 MAX_PUBLIC_PREFIX = {4: 24, 6: 48}
+# IPv6 ranges whose last 32 bits are an IPv4 address: judged as that IPv4 network, never by the /48 rule.
+# 6to4 (2002::/16) is not here: a 6to4 /48 is one IPv4 host's own IPv6 site, its clients are IPv6 ones.
+IPV4_EMBEDDINGS = {  # the range, its name, how its addresses are written with the IPv4 part dotted
+    ipaddress.IPv6Network("::ffff:0:0/96"): ("IPv4-mapped", "::ffff:"),
+    ipaddress.IPv6Network("64:ff9b::/96"): ("NAT64 (RFC 6052 well-known prefix)", "64:ff9b::"),
+    ipaddress.IPv6Network("::/96"): ("IPv4-compatible (deprecated)", "::"),
+}
 
 
 class Strict(BaseModel):
@@ -439,6 +446,8 @@ def check_trusted_network(text: str) -> str:
     network = ipaddress.ip_network(text, strict=False)
     if network.prefixlen == 0:
         raise ValueError(f"{text} trusts the whole Internet: that is an open relay")
+    if isinstance(network, ipaddress.IPv6Network) and not network.subnet_of(LOOPBACK_RANGES[1]):
+        _refuse_embedded_ipv4(text, network)  # ::1 lies in ::/96 but is loopback
     if any(network.subnet_of(r) for r in PRIVATE_RANGES + LOOPBACK_RANGES if r.version == network.version):
         return text
     widest = MAX_PUBLIC_PREFIX[network.version]
@@ -451,3 +460,22 @@ def check_trusted_network(text: str) -> str:
 
 
 TrustedNetwork = Annotated[Network, AfterValidator(check_trusted_network)]
+
+
+def _refuse_embedded_ipv4(text: str, network: ipaddress.IPv6Network) -> None:
+    """An IPv6 network that holds IPv4 addresses (::ffff:203.0.113.0/120) is refused: write the IPv4 one."""
+    for embedding, (kind, prefix) in IPV4_EMBEDDINGS.items():
+        if network.subnet_of(embedding):
+            ipv4 = ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
+            shown = f"{prefix}{ipv4.network_address}/{network.prefixlen}"
+            what = f"{shown} is {kind}: it stands for the IPv4 network {ipv4}"
+            try:
+                check_trusted_network(str(ipv4))
+            except ValueError as refused:
+                raise ValueError(f"{what}, and {refused}") from None
+            raise ValueError(f"{what}. Write {ipv4} instead")
+        if network.supernet_of(embedding):
+            raise ValueError(
+                f"{text} contains {embedding}, every IPv4 address in {kind} form: that is an open relay. "
+                f"Trust narrower IPv6 networks that leave {embedding} out, and write IPv4 networks as IPv4"
+            )

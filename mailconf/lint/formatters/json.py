@@ -7,8 +7,9 @@ import json
 from mailconf.lint.core import Finding
 
 
-def render(findings: list[Finding]) -> str:
-    rows = [
+def rows(findings: list[Finding]) -> list[dict[str, object]]:
+    """The findings as JSON-ready dicts (also the "static" part of `check-relay --probe --format json`)."""
+    return [
         {
             "file": f.location.file,
             "line": f.location.line,
@@ -20,4 +21,7 @@ def render(findings: list[Finding]) -> str:
         }
         for f in findings
     ]
-    return json.dumps(rows, indent=2) + "\n"
+
+
+def render(findings: list[Finding]) -> str:
+    return json.dumps(rows(findings), indent=2) + "\n"
