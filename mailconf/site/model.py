@@ -306,7 +306,11 @@ class FetchmailMailbox(Strict):
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     user: Annotated[str, AfterValidator(check_remote_user)]
     password_file: str = Field(description="File holding the password (mode 0600), relative to the site file.")
-    ssl: bool = True
+    ssl: bool = Field(
+        True,
+        description="TLS from the first byte (pop3s/imaps), certificate checked; false: the plain port, where "
+        "fetchmail 6.4 still asks for STARTTLS",
+    )
     deliver_to: Target = Field(description="Local user or address that receives the mail.")
 
 
