@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -150,6 +151,9 @@ def validate(loaded: LoadedSite, plan: Plan) -> dict[str, tuple[bytes, RenderedF
         for r in render_programs(loaded, plan.programs, target).values():
             rendering.extend(r)
         write_tree(rendering, scratch, target, plan.programs, mailboxes=False)
+        settled = time.time() - 60  # Postfix's tools wait until main.cf is 2 s old: the scratch copy need not
+        for f in rendering.files:
+            os.utime(fs.on_disk(scratch, f.path), (settled, settled))
         for f in rendering.files:
             if f.pipe:
                 product = fs.on_disk(scratch, f.products[0])
