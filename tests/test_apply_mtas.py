@@ -28,7 +28,7 @@ ORDERS_HASH = (
 TREES = {"exim": realprogs.EXIM_ROOT, "sendmail": realprogs.SENDMAIL_ROOT}
 
 
-def site_yaml(smtp: int, host: str = "mail.apply.test", overrides: str = "") -> str:
+def site_yaml(smtp: int, host: str = "mail.apply.test", overrides: str = "", trusted: str = "192.168.7.0/24") -> str:
     return f"""\
 host:
   name: {host}
@@ -45,7 +45,7 @@ users:
 aliases:
   info: nobody
 postmaster: nobody
-trusted_networks: [192.168.7.0/24]
+trusted_networks: [{trusted}]
 tls:
   cert: /etc/ssl/t/cert.pem
   key: /etc/ssl/t/key.pem
@@ -194,6 +194,28 @@ def test_a_sendmail_config_sendmail_rejects_is_not_installed(box: Box) -> None:
     assert box.snapshot() == before
 
 
+@pytest.mark.parametrize("box", ["sendmail"], indirect=True)
+def test_a_hand_edited_sendmail_cf_is_kept_unless_forced(box: Box) -> None:
+    box.write()
+    assert box.cli("apply", "--no-reload").returncode == 0
+    box.write(trusted="192.168.9.0/24")  # access and access.db change, sendmail.mc and sendmail.cf do not
+    done = box.cli("apply", "--no-reload")
+    assert done.returncode == 0 and "/etc/mail/access\n" in done.stdout and "sendmail.mc" not in done.stdout
+    cf = box.file("/etc/mail/sendmail.cf")
+    edited = cf.read_text() + "# my own change\n"
+    cf.write_text(edited)  # Sendmail admins do edit sendmail.cf: mailconf never overwrites it silently
+    box.write(host="mx2.apply.test", trusted="192.168.9.0/24")
+    done = box.cli("apply", "--no-reload")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "/etc/mail/sendmail.cf: edited by hand since the last apply (built from /etc/mail/sendmail.mc)" in done.stderr
+    )
+    assert cf.read_text() == edited
+    assert box.cli("apply", "--no-reload", "--force").returncode == 0
+    assert "# my own change" not in cf.read_text() and "Djmx2.apply.test" in cf.read_text()
+    assert (fs.backups(box.root)[-1] / "files/etc/mail/sendmail.cf").read_text() == edited
+
+
 def test_apply_without_the_mtas_tools_installed_changes_nothing(tmp_path: Path) -> None:
     """Outside the namespace this host has no Sendmail: apply stops at the first tool it cannot run."""
     realprogs.require("m4")
@@ -236,8 +258,10 @@ def test_a_hand_edited_qmail_control_file_is_kept_unless_forced(box: Box) -> Non
     box.write()
     assert box.cli("apply", "--no-reload").returncode == 0
     me = box.file("/var/qmail/control/me")
-    me.write_text("edited.apply.test\n")  # control files hold no comment: drift is seen through the MANIFEST
     box.write(host="mx2.apply.test")
+    shown = box.cli("diff").stdout
+    assert "-mail.apply.test\n+mx2.apply.test\n" in shown and "rendered /var/qmail/control/me (changed)" in shown
+    me.write_text("edited.apply.test\n")  # control files hold no comment: drift is seen through the MANIFEST
     done = box.cli("apply", "--no-reload")
     assert done.returncode == 1 and "/var/qmail/control/me: edited by hand" in done.stderr, done.stderr
     assert me.read_text() == "edited.apply.test\n"

@@ -45,6 +45,7 @@ class Planned:
     data: bytes
     installed: bytes | None
     state: str
+    source: str | None = None  # for a built file (sendmail.cf): the rendered file it is built from
 
     @property
     def path(self) -> str:
@@ -59,6 +60,8 @@ class Plan:
     target: Target
     files: list[Planned] = field(default_factory=list)
     services: list[ServiceCommands] = field(default_factory=list)
+    built: list[Planned] = field(default_factory=list)  # built files apply would replace: edited since, or foreign
+    products: dict[str, str] = field(default_factory=dict)  # built file -> its sha256 after the last apply
 
     @property
     def changes(self) -> list[Planned]:
@@ -66,7 +69,7 @@ class Plan:
 
     @property
     def blocked(self) -> list[Planned]:
-        return [p for p in self.files if p.state in (fs.DRIFTED, fs.UNMANAGED)]
+        return [p for p in self.files + self.built if p.state in (fs.DRIFTED, fs.UNMANAGED)]
 
     def paths_of(self, program: str) -> set[str]:
         """The files a program reads (a change to one of them means reloading it)."""
@@ -94,13 +97,22 @@ def make_plan(loaded: LoadedSite, programs: dict[str, str], root: Path, init: st
     plan = Plan(root, programs, render_programs(loaded, programs, target), target)
     init = init or detect_init(str(root))
     plan.services = [service_commands(p, init, r) for p, r in plan.renderings.items()]
-    previous = {f["path"]: f["sha256"] for f in (fs.load_json(root / fs.STATE) or {}).get("files", [])}
+    last = fs.load_json(root / fs.STATE) or {}
+    previous = {f["path"]: f["sha256"] for f in last.get("files", [])}
+    plan.products = last.get("products", {})
     rendered = plan.rendering.files + [f for s in plan.services for f in s.files]
     for file in rendered:
         data = file.text(target.site_name).encode("utf-8")
         installed = fs.read(fs.on_disk(root, file.path))
         state = fs.classify(installed, data, file.comment is not None, previous.get(file.path))
         plan.files.append(Planned(file, data, installed, state))
+    for source in plan.changes:  # its built files are built and installed again: were they edited by hand?
+        for product in source.file.products:
+            installed = fs.read(fs.on_disk(root, product))
+            recorded = plan.products.get(product)
+            if installed is not None and fs.sha256_bytes(installed) != recorded:
+                state = fs.DRIFTED if recorded else fs.UNMANAGED
+                plan.built.append(Planned(RenderedFile(product, ""), b"", installed, state, source.path))
     return plan
 
 
@@ -272,7 +284,9 @@ def apply(
     plan = make_plan(loaded, programs, root, init)
     if plan.blocked and not force:
         why = {fs.DRIFTED: "edited by hand since the last apply", fs.UNMANAGED: "not written by mailconf"}
-        lines = [f"  {p.path}: {why[p.state]}" for p in plan.blocked]
+        lines = [
+            f"  {p.path}: {why[p.state]}" + (f" (built from {p.source})" if p.source else "") for p in plan.blocked
+        ]
         raise ApplyFailed(
             "refusing to overwrite, nothing was changed:\n"
             + "\n".join(lines)
@@ -300,7 +314,8 @@ def apply(
         for s in plan.services
         for f in s.files
     ]
-    state["products"] = {path: fs.sha256_bytes(data) for path, data in products.items()}
+    kept = {path: sha for path, sha in plan.products.items() if path in built and path not in products}
+    state["products"] = kept | {path: fs.sha256_bytes(data) for path, data in products.items()}
     state["services"] = [{"program": s.program, "commands": s.commands} for s in plan.services]
     state_bytes = (json.dumps(state, indent=2) + "\n").encode("utf-8")
 
