@@ -65,3 +65,16 @@ def test_mailconf_validate_exits_2_naming_the_list_item_and_the_ipv4_network_to_
 def test_a_postfix_override_cannot_trust_every_ipv4_client_through_a_mapped_network() -> None:
     site = MINIMAL + "overrides:\n  postfix:\n    main:\n      mynetworks: '[::ffff:0.0.0.0]/96'\n"
     assert any("stands for the IPv4 network 0.0.0.0/0" in p for p in problems(site))
+
+
+@pytest.mark.parametrize(
+    "key",
+    ['host:\n  name: mail.example.org\n  listen: ["{value}"]\n', 'trusted_networks: ["{value}"]\n'],
+    ids=["listen", "trusted_networks"],
+)
+def test_an_ipv6_zone_cannot_carry_text_into_a_config(key: str) -> None:
+    """Python's ipaddress accepts fe80::1%ZONE with almost any ZONE; m4 would run `esyscmd` from a listen address."""
+    value = "fe80::1%x')esyscmd(`touch PWNED')dnl"
+    site = MINIMAL.replace("host:\n  name: mail.example.org\n", "") if key.startswith("host") else MINIMAL
+    found = problems(site + key.format(value=value))
+    assert any("an IPv6 zone (%...) cannot be used here" in p for p in found), found

@@ -118,8 +118,15 @@ def check_password_hash(value: str) -> str:
     return value
 
 
+def _no_scope(value: str) -> str:
+    """Python accepts an IPv6 zone (fe80::1%eth0) holding any character but `/`: none reaches a config."""
+    if "%" in value:
+        raise ValueError(f"{value!r}: an IPv6 zone (%...) cannot be used here; give the address without it")
+    return value
+
+
 def check_network(value: str) -> str:
-    value = _no_controls(str(value)).strip()
+    value = _no_scope(_no_controls(str(value)).strip())
     try:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError:
@@ -127,7 +134,7 @@ def check_network(value: str) -> str:
 
 
 def check_ip(value: str) -> str:
-    value = _no_controls(str(value)).strip()
+    value = _no_scope(_no_controls(str(value)).strip())
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
