@@ -95,8 +95,7 @@ def programs_for(mta: str, pop_imap: str | None) -> dict[str, str]:
 def make_plan(loaded: LoadedSite, programs: dict[str, str], root: Path, init: str | None = None) -> Plan:
     target = target_for(root, loaded.path.name)
     plan = Plan(root, programs, render_programs(loaded, programs, target), target)
-    init = init or detect_init(str(root))
-    plan.services = [service_commands(p, init, r) for p, r in plan.renderings.items()]
+    plan.services = [service_commands(p, init or detect_init(str(root), p), r) for p, r in plan.renderings.items()]
     last = fs.load_json(root / fs.STATE) or {}
     previous = {f["path"]: f["sha256"] for f in last.get("files", [])}
     plan.products = last.get("products", {})
@@ -220,24 +219,35 @@ class Reloaded:
     started: list[ServiceCommands] = field(default_factory=list)  # were not running: started, not reloaded
 
 
+def running(service: ServiceCommands) -> bool | None:
+    """Whether the service runs, by its check commands (None: it has none)."""
+    checks = service.commands.get("check", [])
+    return all(run(command)[0] == 0 for command in checks) if checks else None
+
+
 def reload_services(services: list[ServiceCommands], say: Say) -> Reloaded:
-    """Reload each service (start it when it is not running), then check they all still run."""
+    """Reload each running service; enable and start one that is not running; then check they all run."""
     result = Reloaded()
     failures = result.failures
     for service in services:
-        for command in service.commands.get("reload", []):
-            status, _ = run(command)
+        was_running = running(service)
+        for command in service.commands.get("reload", []) if was_running is not False else []:
+            status, output = run(command)
             if status == 0:
                 say(f"reloaded {service.program}: {command}")
-                continue
-            result.started.append(service)  # not running: enable it (init systems) and start it
+            elif was_running:
+                failures.append(f"{service.program}: `{command}` failed (exit {status}): {output}")
+            else:
+                was_running = False  # no check commands, and the reload failed: take it as not running
+                break
+        if was_running is False:
+            result.started.append(service)
             for start in service.commands.get("enable", []) + service.commands.get("start", []):
                 status, output = run(start)
                 if status == 0:
                     say(f"started {service.program} (it was not running): {start}")  # or enabled it
                 else:
                     failures.append(f"{service.program}: `{start}` failed (exit {status}): {output}")
-            break
     checks = [(s.program, c) for s in services for c in s.commands.get("check", [])]
     if checks:
         time.sleep(SETTLE)  # a daemon that cannot use its new config may take a moment to die
@@ -252,7 +262,7 @@ def stop_services(services: list[ServiceCommands], say: Say) -> list[str]:
     """Stop services (those a failed apply started: they were not running before it); return failures."""
     failures = []
     for service in services:
-        if any(run(command)[0] != 0 for command in service.commands.get("check", [])):
+        if running(service) is False:
             continue  # it died already
         for command in service.commands.get("stop", []):
             status, output = run(command)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 from dataclasses import dataclass, field
 
 from mailconf.errors import Location, MailconfError, Problem
@@ -25,6 +26,8 @@ class Service:
     name: str  # unit / init script / service directory name
     run: str | None = None  # the foreground command a supervisor (daemontools, runit) runs; None: see directory
     directory: str = ""  # a service directory whose run script the backend renders (default: /etc/sv/NAME)
+    unit: str = ""  # its systemd unit, when not NAME
+    reload_signal: str = "h"  # under a supervisor: svc -h (SIGHUP: reload), or -t (restart: qmail rereads all)
 
     @property
     def home(self) -> str:
@@ -34,12 +37,13 @@ class Service:
 # Per program: its services. qmail is two: the queue and the SMTP listener under tcpserver, whose run scripts
 # the qmail backend renders from the site (one listener per listening address; the rendering names them all).
 SERVICES: dict[str, list[Service]] = {
-    "postfix": [Service("postfix", "/usr/sbin/postfix start-fg")],
+    # Debian's postfix.service is a oneshot wrapper, always "active": the instance unit runs the master.
+    "postfix": [Service("postfix", "/usr/sbin/postfix start-fg", unit="postfix@-")],
     "exim": [Service("exim4", "/usr/sbin/exim4 -bdf -q30m")],
     "sendmail": [Service("sendmail", "/usr/sbin/sendmail -bD -q30m")],
     "qmail": [
-        Service("qmail-send", directory=SEND_SERVICE),
-        Service("qmail-smtpd", directory=SMTPD_SERVICE),
+        Service("qmail-send", directory=SEND_SERVICE, reload_signal="t"),
+        Service("qmail-smtpd", directory=SMTPD_SERVICE, reload_signal="t"),
     ],
     "dovecot": [Service("dovecot", "/usr/sbin/dovecot -F")],
     "fetchmail": [Service("fetchmail", "/usr/bin/fetchmail -f /etc/fetchmailrc --nodetach --daemon 300")],
@@ -60,14 +64,15 @@ class ServiceCommands:
 
 
 def _for_init(service: Service, init: str) -> dict[str, list[str]]:
-    n = service.name
+    n, unit, supervised = service.name, service.unit or service.name, f"{SERVICE_DIR}/{service.name}"
+    wait = "for i in 1 2 3 4 5 6 7 8 9 10; do {} && break; sleep 1; done; "  # svscan/runsvdir look every 5 s
     table = {
         "systemd": (
-            f"systemctl enable {n}",
-            f"systemctl start {n}",
-            f"systemctl reload {n}",
-            f"systemctl is-active --quiet {n}",
-            f"systemctl stop {n}",
+            f"systemctl enable {unit}",
+            f"systemctl start {unit}",
+            f"systemctl reload {unit}",
+            f"systemctl is-active --quiet {unit}",
+            f"systemctl stop {unit}",
         ),
         "sysvinit": (
             f"update-rc.d {n} defaults",
@@ -84,17 +89,17 @@ def _for_init(service: Service, init: str) -> dict[str, list[str]]:
             f"rc-service {n} stop",
         ),
         "daemontools": (
-            f"ln -sfn {service.home} {SERVICE_DIR}/{n}",
-            f"svc -u {SERVICE_DIR}/{n}",
-            f"svc -h {SERVICE_DIR}/{n}",
-            f"svok {SERVICE_DIR}/{n}",
-            f"svc -d {SERVICE_DIR}/{n}",
+            f"ln -sfn {service.home} {supervised}",
+            wait.format(f"svok {supervised}") + f"svc -u {supervised}",
+            f"svc -{service.reload_signal} {supervised}",
+            f"svstat {supervised} | grep -q ': up '",
+            f"svc -d {supervised}",
         ),
         "runit": (
-            f"ln -sfn {service.home} {SERVICE_DIR}/{n}",
-            f"sv up {n}",
-            f"sv hup {n}",
-            f"sv check {n}",
+            f"ln -sfn {service.home} {supervised}",
+            wait.format(f"sv status {n} >/dev/null") + f"sv up {n}",
+            f"sv {'hup' if service.reload_signal == 'h' else 'term'} {n}",
+            f"sv status {n} | grep -q '^run:'",
             f"sv down {n}",
         ),
     }[init]
@@ -122,7 +127,7 @@ def service_commands(program: str, init: str, rendering: Rendering | None = None
         return result
     services = SERVICES[program]
     if rendering and rendering.services:
-        services = [Service(posixpath.basename(d), directory=d) for d in rendering.services]
+        services = [Service(posixpath.basename(d), directory=d, reload_signal="t") for d in rendering.services]
     for service in services:
         for stage, commands in _for_init(service, init).items():
             result.commands.setdefault(stage, []).extend(commands)
@@ -140,10 +145,15 @@ def service_commands(program: str, init: str, rendering: Rendering | None = None
     return result
 
 
-def detect_init(root: str = "/") -> str:
-    """The init system of this machine; `none` for a sandbox (--root other than /)."""
+SUPERVISED_ONLY = {"qmail"}  # run under daemontools or runit whatever the init system is (no units, no scripts)
+
+
+def detect_init(root: str = "/", program: str = "") -> str:
+    """The init system of this machine that runs `program`; `none` for a sandbox (--root other than /)."""
     if root not in ("", "/"):
         return "none"
+    if program in SUPERVISED_ONLY:
+        return "runit" if shutil.which("sv") and not shutil.which("svc") else "daemontools"
     if os.path.isdir("/run/systemd/system"):
         return "systemd"
     if os.path.exists("/sbin/openrc-run"):

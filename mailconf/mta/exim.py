@@ -167,7 +167,8 @@ class Exim:
             "check": [check],
             "start": [f"exim4 {self._c(target)}-bd -q30m"],
             "reload": [f"kill -HUP $(head -n1 {p('/run/exim4/exim.pid')})"],
-            "status": [f"kill -0 $(head -n1 {p('/run/exim4/exim.pid')})"],
+            # the PID file's process, if it is Exim (a stale PID file may name another process by now)
+            "status": [f"grep -qs exim /proc/$(head -n1 {p('/run/exim4/exim.pid')})/cmdline"],
             "stop": [f"kill $(head -n1 {p('/run/exim4/exim.pid')})"],
         }
         return out

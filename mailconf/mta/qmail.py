@@ -162,8 +162,9 @@ class Qmail:
             "build": [f.build for f in out.files if f.build],
             "check": [check],
             "start": [f"svc -u {' '.join(p(s) for s in services)}"],
-            "reload": [f"svc -h {p(SEND_SERVICE)}"],  # qmail-send rereads locals and virtualdomains
-            "status": [f"svok {p(s)}" for s in services],
+            # qmail-send rereads only locals and virtualdomains on HUP; a restart rereads everything (me, rc, ...)
+            "reload": [f"svc -t {' '.join(p(s) for s in services)}"],
+            "status": [f"svstat {p(s)} | grep -q ': up '" for s in services],
             "stop": [f"svc -d {' '.join(p(s) for s in services)}"],
         }
         out.services = services

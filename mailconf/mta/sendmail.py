@@ -179,7 +179,7 @@ class Sendmail:
             "check": [check],
             "start": [saslauthd, daemon] if logins else [daemon],
             "reload": [f"kill -HUP $(head -n 1 {p(PID_FILE)})"],
-            "status": [f"kill -0 $(head -n 1 {p(PID_FILE)})"],
+            "status": [f"grep -qs sendmail /proc/$(head -n 1 {p(PID_FILE)})/cmdline"],  # not a stale PID's process
             "stop": [f"kill $(head -n 1 {p(PID_FILE)})"] + ([f"kill $(cat {mux_dir}/saslauthd.pid)"] if logins else []),
         }
         return out
