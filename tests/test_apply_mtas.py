@@ -267,3 +267,39 @@ def test_a_hand_edited_qmail_control_file_is_kept_unless_forced(box: Box) -> Non
     assert me.read_text() == "edited.apply.test\n"
     assert box.cli("apply", "--no-reload", "--force").returncode == 0
     assert me.read_text() == "mx2.apply.test\n"
+
+
+@pytest.mark.parametrize("box", ["qmail"], indirect=True)
+def test_an_alias_removed_from_the_site_stops_working_and_rollback_brings_it_back(box: Box) -> None:
+    extra = "aliases:\n  info: nobody\n  sales@shop.test: orders@shop.test\n"
+    box.write()
+    box.site.write_text(box.site.read_text().replace("aliases:\n  info: nobody\n", extra))
+    assert box.cli("apply", "--no-reload").returncode == 0
+    sales, info = box.file("/var/mail/vhosts/shop.test/.qmail-sales"), box.file("/var/qmail/alias/.qmail-info")
+    assert sales.exists() and info.exists()
+
+    box.write()  # sales@ gone
+    box.site.write_text(box.site.read_text().replace("aliases:\n  info: nobody\n", "aliases: {}\n"))  # info@ too
+    assert "-&orders@shop.test" in box.cli("diff").stdout, "diff shows the deletion"
+    done = box.cli("apply", "--no-reload")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "/var/mail/vhosts/shop.test/.qmail-sales (removed: no longer rendered)" in done.stdout
+    assert not sales.exists() and not info.exists()
+    assert "nothing to change" in box.cli("apply", "--no-reload").stdout
+
+    assert box.cli("rollback", "--no-reload").returncode == 0
+    assert sales.exists() and info.exists(), "rollback puts the deleted files back"
+
+
+@pytest.mark.parametrize("box", ["qmail"], indirect=True)
+def test_a_no_longer_rendered_file_edited_by_hand_is_not_deleted_without_force(box: Box) -> None:
+    box.write()
+    assert box.cli("apply", "--no-reload").returncode == 0
+    info = box.file("/var/qmail/alias/.qmail-info")
+    info.write_text(info.read_text() + "&someone@elsewhere.example\n")
+    box.site.write_text(box.site.read_text().replace("aliases:\n  info: nobody\n", "aliases: {}\n"))
+    done = box.cli("apply", "--no-reload")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "/var/qmail/alias/.qmail-info: edited by hand since the last apply (no longer rendered" in done.stderr
+    assert info.exists()
+    assert box.cli("apply", "--no-reload", "--force").returncode == 0 and not info.exists()

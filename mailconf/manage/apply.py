@@ -46,6 +46,7 @@ class Planned:
     installed: bytes | None
     state: str
     source: str | None = None  # for a built file (sendmail.cf): the rendered file it is built from
+    obsolete: bool = False  # no longer rendered: apply deletes it
 
     @property
     def path(self) -> str:
@@ -112,7 +113,21 @@ def make_plan(loaded: LoadedSite, programs: dict[str, str], root: Path, init: st
             if installed is not None and fs.sha256_bytes(installed) != recorded:
                 state = fs.DRIFTED if recorded else fs.UNMANAGED
                 plan.built.append(Planned(RenderedFile(product, ""), b"", installed, state, source.path))
+    plan.files += _obsolete(root, last, {f.path for f in rendered}, {p for f in rendered for p in f.products})
     return plan
+
+
+def _obsolete(root: Path, last: dict, rendered: set[str], built: set[str]) -> list[Planned]:
+    """The files the last apply wrote (or built) that the site no longer renders: deleted unless edited since."""
+    written = {f["path"]: f["sha256"] for f in last.get("files", [])} | last.get("products", {})
+    gone = []
+    for path, recorded in written.items():
+        installed = fs.read(fs.on_disk(root, path))
+        if path in rendered or path in built or installed is None:
+            continue
+        state = fs.OBSOLETE if fs.sha256_bytes(installed) == recorded else fs.DRIFTED
+        gone.append(Planned(RenderedFile(path, "", comment=None), b"", installed, state, obsolete=True))
+    return gone
 
 
 # ------------------------------------------------------------------------------------------------ diff
@@ -123,8 +138,8 @@ def diff(plan: Plan, color: bool = False) -> str:
     out = []
     for p in plan.changes:
         label = f"{p.path} ({p.state})"
-        if p.file.secret:
-            out.append(f"--- {label}: secret file differs, content not shown\n")
+        if p.file.secret or b"\0" in (p.installed or b""):
+            out.append(f"--- {label}: {'secret' if p.file.secret else 'binary'} file differs, content not shown\n")
             continue
         old = (p.installed or b"").decode("utf-8", "replace").splitlines(keepends=True)
         new = p.data.decode("utf-8").splitlines(keepends=True)
@@ -295,7 +310,10 @@ def apply(
     if plan.blocked and not force:
         why = {fs.DRIFTED: "edited by hand since the last apply", fs.UNMANAGED: "not written by mailconf"}
         lines = [
-            f"  {p.path}: {why[p.state]}" + (f" (built from {p.source})" if p.source else "") for p in plan.blocked
+            f"  {p.path}: {why[p.state]}"
+            + (f" (built from {p.source})" if p.source else "")
+            + (" (no longer rendered: apply would delete it)" if p.obsolete else "")
+            for p in plan.blocked
         ]
         raise ApplyFailed(
             "refusing to overwrite, nothing was changed:\n"
@@ -313,6 +331,7 @@ def apply(
 
     built = validate(loaded, plan)
     changed = {p.path for p in plan.changes}
+    gone = {p.path for p in plan.changes if p.obsolete}
     products = {
         path: data
         for path, (data, source) in built.items()
@@ -329,7 +348,10 @@ def apply(
     state["services"] = [{"program": s.program, "commands": s.commands} for s in plan.services]
     state_bytes = (json.dumps(state, indent=2) + "\n").encode("utf-8")
 
-    moves: list[tuple[str, bytes, RenderedFile]] = [(p.path, p.data, p.file) for p in plan.changes]
+    # (path, new content or None to delete it, the rendered file it comes from)
+    moves: list[tuple[str, bytes | None, RenderedFile]] = [
+        (p.path, None if p.obsolete else p.data, p.file) for p in plan.changes
+    ]
     moves += [(path, data, built[path][1]) for path, data in products.items()]
     moves.append(("/" + fs.STATE, state_bytes, RenderedFile("/" + fs.STATE, "", comment=None)))
     folder = fs.backup(root, [path for path, _, _ in moves], state)
@@ -340,7 +362,10 @@ def apply(
     try:
         with fs.synced_directories() as synced:
             for path, data, file in moves:
-                fs.install(fs.on_disk(root, path), data, file.mode, file.owner, file.group, synced=synced)
+                if data is None:
+                    fs.remove(fs.on_disk(root, path), synced=synced)
+                else:
+                    fs.install(fs.on_disk(root, path), data, file.mode, file.owner, file.group, synced=synced)
     except Exception as error:  # a full disk, say: put the set back now (a crash is left to the journal)
         fs.restore(root, folder)
         journal.unlink()
@@ -348,11 +373,11 @@ def apply(
     journal.unlink()
     say(f"installed {len(moves) - 1} file(s); the previous ones are in {folder}")
     for path in sorted(changed):
-        say(f"  {path}")
+        say(f"  {path}" + (" (removed: no longer rendered)" if path in gone else ""))
     if not reload:
         say("not reloaded (--no-reload)")
         return True
-    touched = [s for s in plan.services if changed & plan.paths_of(s.program)]
+    touched = [s for s in plan.services if gone or changed & plan.paths_of(s.program)]  # gone: reload them all
     reloaded = reload_services(touched, say)
     failures = reloaded.failures
     if failures:

@@ -17,6 +17,7 @@ JOURNAL = "var/lib/mailconf/journal.json"  # present only while files are being 
 BACKUPS = "var/backups/mailconf"
 
 NEW, SAME, CHANGED, DRIFTED, UNMANAGED = "new", "same", "changed", "drifted", "unmanaged"
+OBSOLETE = "obsolete"  # written by the last apply, no longer rendered (an alias removed from the site): deleted
 
 
 def on_disk(root: Path, path: str) -> Path:
@@ -76,6 +77,12 @@ def install(
         fsync_dir(dest.parent)
     else:
         synced.add(dest.parent)
+
+
+def remove(dest: Path, *, synced: set[Path]) -> None:
+    """Delete a file mailconf wrote and no longer renders (its directory is synced with the batch)."""
+    dest.unlink(missing_ok=True)
+    synced.add(dest.parent)
 
 
 @contextlib.contextmanager
