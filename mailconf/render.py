@@ -64,6 +64,7 @@ class RenderedFile:
     products: tuple[str, ...] = ()  # host paths `build` writes (virtual.db, sendmail.cf, tcp.smtp.cdb)
     pipe: str | None = None  # the same build as a filter (this file on stdin, its one product on stdout), so the
     #                          product can be made for any root from this file's text alone (m4, qmail-newu)
+    pipe_check: str | None = None  # checks what `pipe` built, wherever it lies: {} is replaced by its path
     check: str | None = None  # native command that checks it
     secret: bool = False
 

@@ -290,17 +290,23 @@ def test_a_failed_first_apply_stops_the_daemons_it_started(box: Sandbox) -> None
     box.write(smtp=smtp, pop3=pop3)
     messages: list[str] = []
     master_pid = box.file("/var/spool/postfix/pid/master.pid")
+    started: list[int] = []
+
+    def say(message: str) -> None:
+        messages.append(message)
+        if message.startswith("started postfix"):  # `postfix start` returns once the master is ready
+            started.append(int(master_pid.read_text()))
+
     try:
         failed = pytest.raises(ApplyFailed, match=r"(?s)reload failed.*dovecot.*restored the previous files")
         with socket.create_server(("127.0.0.1", pop3)), failed:  # Dovecot cannot listen; Postfix was started
-            apply(load_site(box.site), PROGRAMS, box.root, init="none", say=messages.append)
+            apply(load_site(box.site), PROGRAMS, box.root, init="none", say=say)
         assert any(m.startswith("started postfix") for m in messages), messages
         assert any(m.startswith("stopped postfix again: postfix -c ") for m in messages), messages
         assert not box.file("/etc/postfix/main.cf").exists(), "the first apply's files are gone again"
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", smtp), timeout=5).close()
-        if master_pid.exists():
-            assert not realprogs.is_running(int(master_pid.read_text()))
+        assert started and not realprogs.is_running(started[0]), "the Postfix master this apply started is gone"
     finally:
         for pid_file in (master_pid, box.file("/run/dovecot/master.pid")):
             if pid_file.exists():

@@ -23,7 +23,7 @@ from mailconf.backends import render_programs
 from mailconf.manage import files as fs
 from mailconf.manage.runner import filter_bytes, run
 from mailconf.manage.services import ServiceCommands, detect_init, service_commands
-from mailconf.render import RenderedFile, Rendering, Target, make_directories, manifest, sha256, write_tree
+from mailconf.render import SAFE_ROOT, RenderedFile, Rendering, Target, make_directories, manifest, sha256, write_tree
 from mailconf.site import LoadedSite
 
 Say = Callable[[str], None]
@@ -169,7 +169,8 @@ def validate(loaded: LoadedSite, plan: Plan) -> dict[str, tuple[bytes, RenderedF
 
     A built file whose source does not mention the root (a map of addresses) is taken from the scratch build;
     one whose source does (sendmail.cf from sendmail.mc) is built again from the real source by its filter."""
-    scratch = Path(tempfile.mkdtemp(prefix="mailconf-check-"))
+    safe = SAFE_ROOT.fullmatch(tempfile.gettempdir())  # a $TMPDIR with a space cannot be a root
+    scratch = Path(tempfile.mkdtemp(prefix="mailconf-check-", dir=None if safe else "/tmp"))
     try:
         scratch.chmod(0o755)  # the daemons' users must reach their directories during the checks
         target = Target(root=str(scratch), site_name=plan.target.site_name)
@@ -214,7 +215,7 @@ def _run_or_refuse(command: str) -> None:
 
 
 def _filtered(file: RenderedFile, data: bytes) -> bytes:
-    """The one product of a file with a build filter (its source on stdin)."""
+    """The one product of a file with a build filter (its source on stdin), checked by its pipe_check."""
     assert file.pipe is not None
     status, product, errors = filter_bytes(file.pipe, data)
     if status != 0:
@@ -222,6 +223,11 @@ def _filtered(file: RenderedFile, data: bytes) -> bytes:
             f"building {file.products[0]} from {file.path} failed (`{file.build}`, exit {status}); nothing was changed"
             + (f":\n{errors}" if errors else "")
         )
+    if file.pipe_check:
+        with tempfile.TemporaryDirectory(prefix="mailconf-built-") as folder:
+            built = Path(folder) / Path(file.products[0]).name
+            built.write_bytes(product)
+            _run_or_refuse(file.pipe_check.format(built))
     return product
 
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shlex
 import subprocess
-import sysconfig
+import sys
 import time
 
 SHELL = "/bin/sh"
 
 
-def _environment() -> dict[str, str]:
-    """This environment, with this installation's scripts first on PATH (`mailconf check-qmail` is ours)."""
-    scripts = sysconfig.get_path("scripts")
-    path = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    return {**os.environ, "PATH": f"{scripts}:{path}"}
+def _shell(command: str) -> list[str]:
+    """The argv that runs a command line; `mailconf ...` (check-qmail) runs this very installation."""
+    if command.startswith("mailconf "):
+        command = f"{shlex.quote(sys.executable)} -m {command}"
+    return [SHELL, "-c", command]
 
 
 def _read(fd: int, chunks: list[bytes]) -> bool:
@@ -38,9 +39,7 @@ def run(command: str, timeout: float = 120.0) -> tuple[int, str]:
     """(exit status, output) of a shell command line."""
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(
-            [SHELL, "-c", command], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=_environment()
-        )
+        proc = subprocess.Popen(_shell(command), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     except OSError as exc:
         os.close(master)
         return 127, f"{command}: {exc.strerror}"
@@ -68,9 +67,7 @@ def run(command: str, timeout: float = 120.0) -> tuple[int, str]:
 def filter_bytes(command: str, data: bytes, timeout: float = 120.0) -> tuple[int, bytes, str]:
     """(exit status, stdout, stderr) of a shell command line fed `data` on stdin."""
     try:
-        done = subprocess.run(
-            [SHELL, "-c", command], input=data, capture_output=True, timeout=timeout, env=_environment()
-        )
+        done = subprocess.run(_shell(command), input=data, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return 124, b"", f"killed after {timeout:.0f} s"
     return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace").strip()

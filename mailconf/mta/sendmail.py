@@ -147,7 +147,12 @@ class Sendmail:
             virtual_gid=site.mailbox.virtual_gid,
             overrides=self._overrides(loaded),
         )
-        built = {"build": self._m4(target), "products": (f"{ETC}/sendmail.cf",), "pipe": f"m4 {CF_DIR}/m4/cf.m4 -"}
+        built = {
+            "build": self._m4(target),
+            "products": (f"{ETC}/sendmail.cf",),
+            "pipe": f"m4 {CF_DIR}/m4/cf.m4 -",
+            "pipe_check": "sendmail -C {} -bt < /dev/null",  # reads the whole .cf: exit 70 on an error in it
+        }
         out.files.insert(0, RenderedFile(f"{ETC}/sendmail.mc", mc, comment="dnl", **built))
         # Logins (AUTH) go through Cyrus SASL to saslauthd, which checks them against Dovecot's IMAP (rimap), so
         # unix and virtual users log in with the passwords Dovecot knows. Debian links /usr/lib/sasl2/Sendmail.conf
