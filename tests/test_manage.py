@@ -204,6 +204,12 @@ def test_rollback_restores_the_files_before_the_last_apply(box: Sandbox) -> None
     assert box.file("/etc/postfix/main.cf").read_text() == first
     assert make_plan(load_site(box.site), PROGRAMS, box.root, "none").changes, "the site now differs again"
 
+    box.apply(reload=False)  # nothing runs: a rollback that reloads leaves the stopped services stopped
+    messages: list[str] = []
+    rollback(box.root, say=messages.append)
+    assert "postfix is not running: left stopped" in messages and "dovecot is not running: left stopped" in messages
+    assert not box.file("/var/spool/postfix/pid/master.pid").exists()
+
 
 def test_diff_shows_an_override_and_hides_secrets(box: Sandbox) -> None:
     box.write()

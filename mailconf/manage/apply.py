@@ -246,10 +246,12 @@ def running(service: ServiceCommands) -> bool | None:
     return all(run(command)[0] == 0 for command in checks) if checks else None
 
 
-def reload_services(services: list[ServiceCommands], say: Say) -> Reloaded:
-    """Reload each running service; enable and start one that is not running; then check they all run."""
+def reload_services(services: list[ServiceCommands], say: Say, *, start: bool = True) -> Reloaded:
+    """Reload each running service; enable and start one that is not running (unless not `start`: rollback
+    leaves a service the admin stopped alone); then check they all run."""
     result = Reloaded()
     failures = result.failures
+    left_stopped: list[ServiceCommands] = []
     for service in services:
         was_running = running(service)
         for command in service.commands.get("reload", []) if was_running is not False else []:
@@ -261,15 +263,18 @@ def reload_services(services: list[ServiceCommands], say: Say) -> Reloaded:
             else:
                 was_running = False  # no check commands, and the reload failed: take it as not running
                 break
-        if was_running is False:
+        if was_running is False and not start:
+            say(f"{service.program} is not running: left stopped")
+            left_stopped.append(service)
+        elif was_running is False:
             result.started.append(service)
-            for start in service.commands.get("enable", []) + service.commands.get("start", []):
-                status, output = run(start)
+            for command in service.commands.get("enable", []) + service.commands.get("start", []):
+                status, output = run(command)
                 if status == 0:
-                    say(f"started {service.program} (it was not running): {start}")  # or enabled it
+                    say(f"started {service.program} (it was not running): {command}")  # or enabled it
                 else:
-                    failures.append(f"{service.program}: `{start}` failed (exit {status}): {output}")
-    checks = [(s.program, c) for s in services for c in s.commands.get("check", [])]
+                    failures.append(f"{service.program}: `{command}` failed (exit {status}): {output}")
+    checks = [(s.program, c) for s in services if s not in left_stopped for c in s.commands.get("check", [])]
     if checks:
         time.sleep(SETTLE)  # a daemon that cannot use its new config may take a moment to die
     for program, command in checks:
@@ -418,7 +423,7 @@ def rollback(root: Path, to: str | None = None, *, reload: bool = True, say: Say
     if reload:
         saved = fs.load_json(folder / "MANIFEST.json") or {}
         services = [ServiceCommands(s["program"], s["commands"]) for s in saved.get("services", [])]
-        failures = reload_services(services, say).failures
+        failures = reload_services(services, say, start=False).failures
         if failures:
             raise ApplyFailed("restored, but the reload failed:\n  " + "\n  ".join(failures))
     return folder
