@@ -98,10 +98,10 @@ def render(
             for command in commands:
                 print(f"  {command}")
     if root is None:  # a tree to install on a host: how its init system runs the services
-        from mailconf.manage.services import detect_init, print_services
+        from mailconf.manage.services import print_services
 
         print("\nServices (for another init system: mailconf services --init ...):")
-        print_services(list(programs.values()), detect_init(), say=lambda line: print(f"  {line}"))
+        print_services(list(programs.values()), None, say=lambda line: print(f"  {line}"))
 
 
 @app.command()
@@ -226,7 +226,9 @@ def rollback(
 @app.command()
 def services(
     mta: MtaOption = "postfix",
-    init: Annotated[str, typer.Option(help="systemd, sysvinit, openrc, daemontools or runit.")] = "systemd",
+    init: Annotated[
+        str | None, typer.Option(help="systemd, sysvinit, openrc, daemontools or runit (default: this host's).")
+    ] = None,
     pop_imap: PopImapOption = "none",
 ) -> None:
     """Print the commands that enable, start, reload and check each service (and run scripts if any)."""

@@ -303,3 +303,51 @@ def test_a_no_longer_rendered_file_edited_by_hand_is_not_deleted_without_force(b
     assert "/var/qmail/alias/.qmail-info: edited by hand since the last apply (no longer rendered" in done.stderr
     assert info.exists()
     assert box.cli("apply", "--no-reload", "--force").returncode == 0 and not info.exists()
+
+
+@pytest.mark.parametrize("box", ["qmail"], indirect=True)
+def test_switching_programs_is_refused_without_force_and_a_dropped_secret_is_never_shown(box: Box) -> None:
+    realprogs.require("doveconf")
+    box.write()
+    assert box.cli("apply", "--no-reload", "--pop-imap", "dovecot").returncode == 0
+    users = box.file("/etc/dovecot/users")
+    assert "{SHA512-CRYPT}" in users.read_text()
+
+    done = box.cli("apply", "--no-reload")  # Dovecot left out: its files would go while it runs
+    assert done.returncode == 1 and "the last apply installed qmail + dovecot, this one would install qmail" in (
+        done.stderr
+    )
+    assert users.exists()
+
+    shown = box.cli("diff").stdout  # without Dovecot, its users file (password hashes) is no longer rendered
+    assert "/etc/dovecot/users (obsolete): secret file differs, content not shown" in shown
+    assert "SHA512-CRYPT" not in shown and "-orders@shop.test" not in shown
+    assert box.cli("apply", "--no-reload", "--force").returncode == 0
+    assert not users.exists()
+
+
+def test_an_interrupted_apply_whose_backup_set_is_gone_is_not_recovered_blindly(tmp_path: Path) -> None:
+    from mailconf.manage.apply import ApplyFailed, rollback
+
+    journal = tmp_path / fs.JOURNAL
+    journal.parent.mkdir(parents=True)
+    journal.write_text(json.dumps({"backup": "20260101T000000.000000Z", "paths": ["/etc/postfix/main.cf"]}))
+    with pytest.raises(ApplyFailed, match=r"backup set .* is gone or incomplete.*/etc/postfix/main.cf"):
+        rollback(tmp_path, say=lambda _: None)
+    assert journal.exists(), "the journal stays until someone has looked"
+
+
+def test_mailconfs_own_commands_never_run_code_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailconf.manage.runner import run
+
+    planted = tmp_path / "mailconf"
+    planted.mkdir()
+    (planted / "__init__.py").write_text("")
+    (planted / "__main__.py").write_text("open('PLANTED', 'w').close()\n")
+    (tmp_path / "tree").mkdir()
+    monkeypatch.chdir(tmp_path)
+    status, output = run(f"mailconf check-qmail --root {tmp_path / 'tree'}")
+    assert not (tmp_path / "PLANTED").exists()
+    assert status == 1 and "rcpthosts" in output, output  # the real checker ran: an empty tree has no rcpthosts

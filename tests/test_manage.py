@@ -342,6 +342,15 @@ def test_services_prints_the_commands_for_each_init_system(mta: str, init: str, 
     assert result.returncode == 0 and expected in result.stdout
 
 
+def test_qmail_has_no_init_script_service() -> None:
+    result = subprocess.run(
+        [*MAILCONF, "services", "--mta", "qmail", "--init", "systemd"], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "qmail has no systemd service: it runs supervised" in result.stderr
+    result = subprocess.run([*MAILCONF, "services", "--mta", "qmail"], capture_output=True, text=True)
+    assert result.returncode == 0 and "# qmail (daemontools)" in result.stdout, "its default, whatever the host runs"
+
+
 def test_services_rejects_an_unknown_init_system() -> None:
     result = subprocess.run([*MAILCONF, "services", "--init", "upstart"], capture_output=True, text=True)
     assert result.returncode == 2 and "systemd" in result.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -120,13 +121,15 @@ def make_plan(loaded: LoadedSite, programs: dict[str, str], root: Path, init: st
 def _obsolete(root: Path, last: dict, rendered: set[str], built: set[str]) -> list[Planned]:
     """The files the last apply wrote (or built) that the site no longer renders: deleted unless edited since."""
     written = {f["path"]: f["sha256"] for f in last.get("files", [])} | last.get("products", {})
+    public = {f["path"] for f in last.get("files", []) if f.get("secret") is False}  # else: names only in diffs
     gone = []
     for path, recorded in written.items():
         installed = fs.read(fs.on_disk(root, path))
         if path in rendered or path in built or installed is None:
             continue
         state = fs.OBSOLETE if fs.sha256_bytes(installed) == recorded else fs.DRIFTED
-        gone.append(Planned(RenderedFile(path, "", comment=None), b"", installed, state, obsolete=True))
+        file = RenderedFile(path, "", comment=None, secret=path not in public)
+        gone.append(Planned(file, b"", installed, state, obsolete=True))
     return gone
 
 
@@ -169,8 +172,7 @@ def validate(loaded: LoadedSite, plan: Plan) -> dict[str, tuple[bytes, RenderedF
 
     A built file whose source does not mention the root (a map of addresses) is taken from the scratch build;
     one whose source does (sendmail.cf from sendmail.mc) is built again from the real source by its filter."""
-    safe = SAFE_ROOT.fullmatch(tempfile.gettempdir())  # a $TMPDIR with a space cannot be a root
-    scratch = Path(tempfile.mkdtemp(prefix="mailconf-check-", dir=None if safe else "/tmp"))
+    scratch = Path(tempfile.mkdtemp(prefix="mailconf-check-", dir=_temp_parent()))
     try:
         scratch.chmod(0o755)  # the daemons' users must reach their directories during the checks
         target = Target(root=str(scratch), site_name=plan.target.site_name)
@@ -205,6 +207,11 @@ def validate(loaded: LoadedSite, plan: Plan) -> dict[str, tuple[bytes, RenderedF
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _temp_parent() -> str | None:
+    """Where scratch directories go: $TMPDIR, unless its path could not be a root (a space in it)."""
+    return None if SAFE_ROOT.fullmatch(tempfile.gettempdir()) else "/tmp"
+
+
 def _run_or_refuse(command: str) -> None:
     status, output = run(command)
     if status != 0:
@@ -224,10 +231,10 @@ def _filtered(file: RenderedFile, data: bytes) -> bytes:
             + (f":\n{errors}" if errors else "")
         )
     if file.pipe_check:
-        with tempfile.TemporaryDirectory(prefix="mailconf-built-") as folder:
+        with tempfile.TemporaryDirectory(prefix="mailconf-built-", dir=_temp_parent()) as folder:
             built = Path(folder) / Path(file.products[0]).name
             built.write_bytes(product)
-            _run_or_refuse(file.pipe_check.format(built))
+            _run_or_refuse(file.pipe_check.format(shlex.quote(str(built))))
     return product
 
 
@@ -241,9 +248,10 @@ class Reloaded:
 
 
 def running(service: ServiceCommands) -> bool | None:
-    """Whether the service runs, by its check commands (None: it has none)."""
+    """Whether the program runs, by its check commands (None: it has none). Partly (qmail-send up, qmail-smtpd
+    down) counts as running: it is reloaded, and the checks after the reload say what is down."""
     checks = service.commands.get("check", [])
-    return all(run(command)[0] == 0 for command in checks) if checks else None
+    return any(run(command)[0] == 0 for command in checks) if checks else None
 
 
 def reload_services(services: list[ServiceCommands], say: Say, *, start: bool = True) -> Reloaded:
@@ -253,16 +261,17 @@ def reload_services(services: list[ServiceCommands], say: Say, *, start: bool = 
     failures = result.failures
     left_stopped: list[ServiceCommands] = []
     for service in services:
-        was_running = running(service)
+        was_running, reloaded_one = running(service), False
         for command in service.commands.get("reload", []) if was_running is not False else []:
             status, output = run(command)
             if status == 0:
                 say(f"reloaded {service.program}: {command}")
-            elif was_running:
+            elif was_running or reloaded_one:
                 failures.append(f"{service.program}: `{command}` failed (exit {status}): {output}")
             else:
-                was_running = False  # no check commands, and the reload failed: take it as not running
+                was_running = False  # no check commands, and its first reload failed: take it as not running
                 break
+            reloaded_one = True
         if was_running is False and not start:
             say(f"{service.program} is not running: left stopped")
             left_stopped.append(service)
@@ -314,10 +323,15 @@ def apply(
     say: Say = print,
 ) -> bool:
     """Install the rendered site under root. True when something changed; ApplyFailed when refused or undone."""
-    recovered = fs.recover(root)
-    if recovered:
-        say(f"recovered from an interrupted apply: restored the files saved in {recovered}")
+    _recover(root, say)
     plan = make_plan(loaded, programs, root, init)
+    before = (fs.load_json(root / fs.STATE) or {}).get("programs", programs)
+    if before != programs and not force:
+        raise ApplyFailed(
+            f"the last apply installed {_names(before)}, this one would install {_names(programs)}: the files of "
+            "the programs left out would be deleted while they still run; nothing was changed\n"
+            "hint: stop (and disable) the programs left out first, then apply again with --force"
+        )
     if plan.blocked and not force:
         why = {fs.DRIFTED: "edited by hand since the last apply", fs.UNMANAGED: "not written by mailconf"}
         lines = [
@@ -379,9 +393,9 @@ def apply(
                     fs.install(fs.on_disk(root, path), data, file.mode, file.owner, file.group, synced=synced)
     except Exception as error:  # a full disk, say: put the set back now (a crash is left to the journal)
         fs.restore(root, folder)
-        journal.unlink()
+        fs.unlink_synced(journal)
         raise ApplyFailed(f"installing failed: {error}\nrestored the previous files from {folder}") from None
-    journal.unlink()
+    fs.unlink_synced(journal)
     say(f"installed {len(moves) - 1} file(s); the previous ones are in {folder}")
     for path in sorted(changed):
         say(f"  {path}" + (" (removed: no longer rendered)" if path in gone else ""))
@@ -407,11 +421,23 @@ def apply(
 # ------------------------------------------------------------------------------------------------ rollback
 
 
-def rollback(root: Path, to: str | None = None, *, reload: bool = True, say: Say = print) -> Path:
-    """Restore the latest backup set (or the one whose name starts with `to`) and reload as apply does."""
-    recovered = fs.recover(root)
+def _names(programs: dict[str, str]) -> str:
+    return " + ".join(programs.values())
+
+
+def _recover(root: Path, say: Say) -> None:
+    """Undo an apply a crash interrupted between moves (its journal is there), before anything else."""
+    try:
+        recovered = fs.recover(root)
+    except fs.RecoveryFailed as error:
+        raise ApplyFailed(str(error)) from None
     if recovered:
         say(f"recovered from an interrupted apply: restored the files saved in {recovered}")
+
+
+def rollback(root: Path, to: str | None = None, *, reload: bool = True, say: Say = print) -> Path:
+    """Restore the latest backup set (or the one whose name starts with `to`) and reload as apply does."""
+    _recover(root, say)
     sets = fs.backups(root)
     if to:
         sets = [s for s in sets if s.name.startswith(to)]
@@ -420,8 +446,8 @@ def rollback(root: Path, to: str | None = None, *, reload: bool = True, say: Say
     folder = sets[-1]
     restored = fs.restore(root, folder)
     say(f"restored {len(restored)} file(s) from {folder}")
-    if reload:
-        saved = fs.load_json(folder / "MANIFEST.json") or {}
+    if reload:  # the services of the set now in place (or, rolling back a first apply, of the set undone)
+        saved = fs.load_json(root / fs.STATE) or fs.load_json(folder / "MANIFEST.json") or {}
         services = [ServiceCommands(s["program"], s["commands"]) for s in saved.get("services", [])]
         failures = reload_services(services, say, start=False).failures
         if failures:

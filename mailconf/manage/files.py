@@ -132,6 +132,7 @@ def backup(root: Path, paths: list[str], manifest: dict) -> Path:
     folder = root / BACKUPS / stamp
     folder.mkdir(parents=True, mode=0o700)
     os.chmod(folder.parent, 0o700)  # backups hold secrets
+    fsync_dir(folder.parent)  # the set must survive a crash as surely as the journal that names it
     saved = []
     with synced_directories() as synced:
         for path in paths:
@@ -144,7 +145,8 @@ def backup(root: Path, paths: list[str], manifest: dict) -> Path:
             install(on_disk(folder / "files", path), source.read_bytes(), st.st_mode & 0o7777, synced=synced)
             saved.append(Saved(path, True, st.st_mode & 0o7777, st.st_uid, st.st_gid))
     write_json(folder / "MANIFEST.json", manifest)
-    write_json(folder / "backup.json", {"files": [asdict(s) for s in saved]})
+    write_json(folder / "backup.json", {"files": [asdict(s) for s in saved]})  # last: it marks the set complete
+    os.sync()  # the new directories of the set too: all of it is on disk before a journal names it
     return folder
 
 
@@ -186,6 +188,22 @@ def recover(root: Path) -> Path | None:
     if data is None:
         return None
     folder = root / BACKUPS / data["backup"]
+    if not (folder / "backup.json").is_file():  # never drop the journal without the set it points to
+        raise RecoveryFailed(
+            f"an interrupted apply left {journal}, but its backup set {folder} is gone or incomplete: the files "
+            f"it names ({', '.join(data.get('paths', []))}) may be a mix of two applies; check them, then delete "
+            "the journal"
+        )
     restore(root, folder)
-    journal.unlink()
+    unlink_synced(journal)
     return folder
+
+
+class RecoveryFailed(Exception):
+    """The crash journal cannot be acted on safely."""
+
+
+def unlink_synced(path: Path) -> None:
+    """Delete a file and make the deletion durable (the journal: back after a crash, it would undo an apply)."""
+    path.unlink()
+    fsync_dir(path.parent)

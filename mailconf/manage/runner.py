@@ -21,7 +21,7 @@ SHELL = "/bin/sh"
 def _shell(command: str) -> list[str]:
     """The argv that runs a command line; `mailconf ...` (check-qmail) runs this very installation."""
     if command.startswith("mailconf "):
-        command = f"{shlex.quote(sys.executable)} -m {command}"
+        command = f"{shlex.quote(sys.executable)} -P -m {command}"  # -P: not from the current directory
     return [SHELL, "-c", command]
 
 

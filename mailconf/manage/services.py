@@ -114,6 +114,9 @@ def service_commands(program: str, init: str, rendering: Rendering | None = None
         raise MailconfError([Problem(Location("--init"), f"unknown init system {init!r}", hint)])
     if program not in SERVICES:
         raise MailconfError([Problem(Location(program), f"no service commands known for {program!r}")])
+    if program in SUPERVISED_ONLY and init not in ("daemontools", "runit", "none"):
+        hint = "use --init daemontools or --init runit (or leave --init out)"
+        raise MailconfError([Problem(Location("--init"), f"{program} has no {init} service: it runs supervised", hint)])
     result = ServiceCommands(program)
     if init == "none":
         rendered = rendering.commands if rendering else {}
@@ -161,8 +164,9 @@ def detect_init(root: str = "/", program: str = "") -> str:
     return "sysvinit"
 
 
-def print_services(programs: list[str], init: str, say=print) -> None:
-    """Print every program's service commands for an init system, run scripts included."""
+def print_services(programs: list[str], init: str | None, say=print) -> None:
+    """Print every program's service commands for an init system (None: this host's, per program), run scripts
+    included."""
     if init == "none":
         raise MailconfError(
             [
@@ -174,8 +178,9 @@ def print_services(programs: list[str], init: str, say=print) -> None:
             ]
         )
     for program in programs:
-        service = service_commands(program, init)
-        say(f"# {program} ({init})" + (f": {service.note}" if service.note else ""))
+        chosen = init or detect_init("/", program)
+        service = service_commands(program, chosen)
+        say(f"# {program} ({chosen})" + (f": {service.note}" if service.note else ""))
         for stage in STAGES:
             for command in service.commands.get(stage, []):
                 say(f"{stage:7} {command}")

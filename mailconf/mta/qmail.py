@@ -128,7 +128,7 @@ class Qmail:
         if assign:
             body = render_template("qmail/assign.j2", lines=assign)
             # qmail-newu has compiled-in paths: mailconf's own (mailconf/mta/qmail_users.py) builds any root's cdb.
-            newu_pipe = f"{shlex.quote(sys.executable)} -m mailconf.mta.qmail_users"
+            newu_pipe = f"{shlex.quote(sys.executable)} -P -m mailconf.mta.qmail_users"  # -P: never from the cwd
             out.files.append(
                 RenderedFile(ASSIGN, body, comment=None, build=newu, products=(USERS_CDB,), pipe=newu_pipe)
             )
