@@ -330,6 +330,7 @@ def test_a_failed_first_apply_stops_the_daemons_it_started(box: Sandbox) -> None
         ("postfix", "openrc", "enable  rc-update add postfix default"),
         ("postfix", "runit", "exec /usr/sbin/postfix start-fg"),
         ("exim", "systemd", "stop    systemctl stop exim4"),
+        ("exim", "systemd", "check   grep -qs exim /proc/$(head -n1 /run/exim4/exim.pid)/cmdline"),
         ("sendmail", "runit", "stop    sv down sendmail"),
         ("qmail", "daemontools", "reload  svc -t /etc/service/qmail-smtpd"),
         ("postfix", "systemd", "check   systemctl is-active --quiet postfix@-"),

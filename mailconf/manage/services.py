@@ -28,6 +28,9 @@ class Service:
     directory: str = ""  # a service directory whose run script the backend renders (default: /etc/sv/NAME)
     unit: str = ""  # its systemd unit, when not NAME
     reload_signal: str = "h"  # under a supervisor: svc -h (SIGHUP: reload), or -t (restart: qmail rereads all)
+    # Whether it runs, for an init script's service: systemd's units generated from init scripts "remain after
+    # exit", so `systemctl is-active` stays true when the daemon died (Exim's and Sendmail's on Debian 12).
+    running: str = ""
 
     @property
     def home(self) -> str:
@@ -39,8 +42,18 @@ class Service:
 SERVICES: dict[str, list[Service]] = {
     # Debian's postfix.service is a oneshot wrapper, always "active": the instance unit runs the master.
     "postfix": [Service("postfix", "/usr/sbin/postfix start-fg", unit="postfix@-")],
-    "exim": [Service("exim4", "/usr/sbin/exim4 -bdf -q30m")],
-    "sendmail": [Service("sendmail", "/usr/sbin/sendmail -bD -q30m")],
+    "exim": [
+        Service(
+            "exim4", "/usr/sbin/exim4 -bdf -q30m", running="grep -qs exim /proc/$(head -n1 /run/exim4/exim.pid)/cmdline"
+        )
+    ],
+    "sendmail": [
+        Service(
+            "sendmail",
+            "/usr/sbin/sendmail -bD -q30m",
+            running="grep -qs sendmail /proc/$(head -n 1 /run/sendmail/mta/sendmail.pid)/cmdline",
+        )
+    ],
     "qmail": [
         Service("qmail-send", directory=SEND_SERVICE, reload_signal="t"),
         Service("qmail-smtpd", directory=SMTPD_SERVICE, reload_signal="t"),
@@ -71,21 +84,21 @@ def _for_init(service: Service, init: str) -> dict[str, list[str]]:
             f"systemctl enable {unit}",
             f"systemctl start {unit}",
             f"systemctl reload {unit}",
-            f"systemctl is-active --quiet {unit}",
+            service.running or f"systemctl is-active --quiet {unit}",
             f"systemctl stop {unit}",
         ),
         "sysvinit": (
             f"update-rc.d {n} defaults",
             f"/etc/init.d/{n} start",
             f"/etc/init.d/{n} reload",
-            f"/etc/init.d/{n} status",
+            service.running or f"/etc/init.d/{n} status",
             f"/etc/init.d/{n} stop",
         ),
         "openrc": (
             f"rc-update add {n} default",
             f"rc-service {n} start",
             f"rc-service {n} reload",
-            f"rc-service {n} status",
+            service.running or f"rc-service {n} status",
             f"rc-service {n} stop",
         ),
         "daemontools": (
