@@ -351,3 +351,19 @@ def test_mailconfs_own_commands_never_run_code_from_the_current_directory(
     status, output = run(f"mailconf check-qmail --root {tmp_path / 'tree'}")
     assert not (tmp_path / "PLANTED").exists()
     assert status == 1 and "rcpthosts" in output, output  # the real checker ran: an empty tree has no rcpthosts
+
+
+@pytest.mark.parametrize("box", ["qmail"], indirect=True)
+def test_services_that_would_change_under_the_running_ones_need_force(box: Box) -> None:
+    box.write()
+    assert box.cli("apply", "--no-reload").returncode == 0  # init none: qmail's own svc commands, no links
+    done = box.cli("apply", "--no-reload", "--init", "daemontools")
+    assert done.returncode == 1 and "the services would change" in done.stderr, done.stdout + done.stderr
+    assert "qmail: was [], now ['ln -sfn /var/qmail/supervise/qmail-send /etc/service/qmail-send'" in done.stderr
+    assert box.cli("apply", "--no-reload", "--init", "daemontools", "--force").returncode == 0
+
+    # A second listen address: the one tcpserver service becomes one per address (the old one would keep the port).
+    box.site.write_text(box.site.read_text().replace("listen: [127.0.0.1]", "listen: [127.0.0.1, 127.0.0.2]"))
+    done = box.cli("apply", "--no-reload", "--init", "daemontools")
+    assert done.returncode == 1 and "/etc/service/qmail-smtpd-127.0.0.2" in done.stderr, done.stdout + done.stderr
+    assert box.cli("apply", "--no-reload", "--init", "daemontools", "--force").returncode == 0

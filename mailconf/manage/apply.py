@@ -325,12 +325,21 @@ def apply(
     """Install the rendered site under root. True when something changed; ApplyFailed when refused or undone."""
     _recover(root, say)
     plan = make_plan(loaded, programs, root, init)
-    before = (fs.load_json(root / fs.STATE) or {}).get("programs", programs)
+    last = fs.load_json(root / fs.STATE) or {}
+    before = last.get("programs", programs)
     if before != programs and not force:
         raise ApplyFailed(
             f"the last apply installed {_names(before)}, this one would install {_names(programs)}: the files of "
             "the programs left out would be deleted while they still run; nothing was changed\n"
             "hint: stop (and disable) the programs left out first, then apply again with --force"
+        )
+    enabled = {s["program"]: s["commands"].get("enable", []) for s in last.get("services", [])}
+    moved = [s for s in plan.services if s.program in enabled and enabled[s.program] != s.commands.get("enable", [])]
+    if moved and not force:  # another init system, or other services (qmail: one listener per address)
+        raise ApplyFailed(
+            "the services would change, nothing was changed:\n"
+            + "".join(f"  {s.program}: was {enabled[s.program]}, now {s.commands.get('enable', [])}\n" for s in moved)
+            + "hint: stop (and disable) the old services first, then apply again with --force"
         )
     if plan.blocked and not force:
         why = {fs.DRIFTED: "edited by hand since the last apply", fs.UNMANAGED: "not written by mailconf"}
