@@ -453,12 +453,19 @@ def rollback(root: Path, to: str | None = None, *, reload: bool = True, say: Say
     if not sets:
         raise ApplyFailed(f"no backup {'named ' + to + ' ' if to else ''}under {root / fs.BACKUPS}")
     folder = sets[-1]
+    undone = _services(fs.load_json(folder / "MANIFEST.json"))  # of the apply being undone
+    back = _services(fs.load_json(fs.on_disk(folder / "files", fs.STATE)))  # of the set put back (none: first)
+    failures = []
+    if reload:  # a program the set put back does not run (its files did not exist): stopped while they do
+        failures += stop_services([s for s in undone if s.program not in {b.program for b in back}], say)
     restored = fs.restore(root, folder)
     say(f"restored {len(restored)} file(s) from {folder}")
-    if reload:  # the services of the set now in place (or, rolling back a first apply, of the set undone)
-        saved = fs.load_json(root / fs.STATE) or fs.load_json(folder / "MANIFEST.json") or {}
-        services = [ServiceCommands(s["program"], s["commands"]) for s in saved.get("services", [])]
-        failures = reload_services(services, say, start=False).failures
-        if failures:
-            raise ApplyFailed("restored, but the reload failed:\n  " + "\n  ".join(failures))
+    if reload:
+        failures += reload_services(back, say, start=False).failures
+    if failures:
+        raise ApplyFailed("restored, but the reload failed:\n  " + "\n  ".join(failures))
     return folder
+
+
+def _services(state: dict | None) -> list[ServiceCommands]:
+    return [ServiceCommands(s["program"], s["commands"]) for s in (state or {}).get("services", [])]
