@@ -277,6 +277,8 @@ def test_an_alias_removed_from_the_site_stops_working_and_rollback_brings_it_bac
     assert box.cli("apply", "--no-reload").returncode == 0
     sales, info = box.file("/var/mail/vhosts/shop.test/.qmail-sales"), box.file("/var/qmail/alias/.qmail-info")
     assert sales.exists() and info.exists()
+    state = json.loads(box.file(fs.STATE).read_text())
+    assert state["readers"]["/var/mail/vhosts/shop.test/.qmail-sales"] == "qmail", "whom a deletion reloads"
 
     box.write()  # sales@ gone
     box.site.write_text(box.site.read_text().replace("aliases:\n  info: nobody\n", "aliases: {}\n"))  # info@ too
@@ -285,6 +287,10 @@ def test_an_alias_removed_from_the_site_stops_working_and_rollback_brings_it_bac
     assert done.returncode == 0, done.stdout + done.stderr
     assert "/var/mail/vhosts/shop.test/.qmail-sales (removed: no longer rendered)" in done.stdout
     assert not sales.exists() and not info.exists()
+    state = json.loads(box.file(fs.STATE).read_text())
+    assert not {"/var/mail/vhosts/shop.test/.qmail-sales", "/var/qmail/alias/.qmail-info"} & (
+        {f["path"] for f in state["files"]} | set(state["products"]) | set(state["readers"])
+    ), "the MANIFEST forgets what was deleted"
     assert "nothing to change" in box.cli("apply", "--no-reload").stdout
 
     assert box.cli("rollback", "--no-reload").returncode == 0

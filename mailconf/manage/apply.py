@@ -48,6 +48,7 @@ class Planned:
     state: str
     source: str | None = None  # for a built file (sendmail.cf): the rendered file it is built from
     obsolete: bool = False  # no longer rendered: apply deletes it
+    program: str | None = None  # of an obsolete file: the program that read it (None: not recorded)
 
     @property
     def path(self) -> str:
@@ -122,6 +123,7 @@ def _obsolete(root: Path, last: dict, rendered: set[str], built: set[str]) -> li
     """The files the last apply wrote (or built) that the site no longer renders: deleted unless edited since."""
     written = {f["path"]: f["sha256"] for f in last.get("files", [])} | last.get("products", {})
     public = {f["path"] for f in last.get("files", []) if f.get("secret") is False}  # else: names only in diffs
+    readers = last.get("readers", {})
     gone = []
     for path, recorded in written.items():
         installed = fs.read(fs.on_disk(root, path))
@@ -129,7 +131,7 @@ def _obsolete(root: Path, last: dict, rendered: set[str], built: set[str]) -> li
             continue
         state = fs.OBSOLETE if fs.sha256_bytes(installed) == recorded else fs.DRIFTED
         file = RenderedFile(path, "", comment=None, secret=path not in public)
-        gone.append(Planned(file, b"", installed, state, obsolete=True))
+        gone.append(Planned(file, b"", installed, state, obsolete=True, program=readers.get(path)))
     return gone
 
 
@@ -377,6 +379,9 @@ def apply(
         for s in plan.services
         for f in s.files
     ]
+    readers = {f.path: program for program, r in plan.renderings.items() for f in r.files}
+    readers |= {f.path: s.program for s in plan.services for f in s.files}
+    state["readers"] = readers | {path: readers[source.path] for path, (_, source) in built.items()}
     kept = {path: sha for path, sha in plan.products.items() if path in built and path not in products}
     state["products"] = kept | {path: fs.sha256_bytes(data) for path, data in products.items()}
     state["services"] = [{"program": s.program, "commands": s.commands} for s in plan.services]
@@ -411,7 +416,8 @@ def apply(
     if not reload:
         say("not reloaded (--no-reload)")
         return True
-    touched = [s for s in plan.services if gone or changed & plan.paths_of(s.program)]  # gone: reload them all
+    gone_from = {p.program for p in plan.changes if p.obsolete}  # None: an older MANIFEST, reload them all
+    touched = [s for s in plan.services if {s.program, None} & gone_from or changed & plan.paths_of(s.program)]
     reloaded = reload_services(touched, say)
     failures = reloaded.failures
     if failures:
