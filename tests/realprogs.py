@@ -76,6 +76,7 @@ PROGRAMS: dict[str, Path] = {
     "cdbget": Path("/usr/bin/cdbget"),
     "fetchmail": Path("/usr/bin/fetchmail"),
     "swaks": Path("/usr/bin/swaks"),
+    "svscan": Path("/usr/bin/svscan"),
     "openssl": Path("/usr/bin/openssl"),
     "script": Path("/usr/bin/script"),
     "unshare": Path("/usr/bin/unshare"),

@@ -106,3 +106,66 @@ def test_apply_on_the_host_over_debians_configs_serves_and_rolls_back(mta: str) 
     rolled_back = section(output, "rollback")
     assert rolled_back.rstrip().endswith("exit 0") and f"stopped {mta} again" in rolled_back, output
     assert "No such file" in section(output, "after rollback"), "the first apply undone: its config is gone"
+
+
+SUPERVISED = r"""
+set -u
+mount -t overlay mailconf-etc -o "lowerdir=/etc,upperdir=$UPPER/etc,workdir=$WORK/etc" /etc
+mount -t overlay mailconf-var -o "lowerdir=/var,upperdir=$UPPER/var,workdir=$WORK/var" /var
+mount --bind "$RUN" /run
+mkdir -p /etc/service
+svscan /etc/service >/dev/null 2>&1 &
+echo $! >/run/svscan.pid
+step() { echo "== $1"; }
+apply() { $MAILCONF apply -c "$SITE" --mta postfix --pop-imap none --init daemontools --force 2>&1; echo "exit $?"; }
+banner() { $PYTHON -c "import smtplib; print(smtplib.SMTP('127.0.0.1', $SMTP, timeout=10).ehlo()[1].decode().split()[0])"; }
+step "first apply"; apply
+step "svstat"; svstat /etc/service/postfix
+step "banner"; banner
+sed -i 's/mail.host.test/mx2.host.test/' "$SITE"
+step "second apply"; apply
+step "banner again"; banner
+step "stop"; kill "$(cat /run/svscan.pid)"; svc -dx /etc/service/postfix
+for i in 1 2 3 4 5 6 7 8 9 10; do svok /etc/service/postfix || break; sleep 1; done
+"""
+
+
+def test_apply_runs_postfix_under_a_real_daemontools_supervisor_and_reloads_it() -> None:
+    for program in ("postfix", "unshare", "svscan"):
+        realprogs.require(program)
+    with realprogs.open_tmpdir("mailconf-svscan-") as base:
+        for layer in ("upper/etc", "upper/var", "work/etc", "work/var", "run"):
+            (base / layer).mkdir(parents=True)
+        cert, key = self_signed(base / "tls")
+        smtp = realprogs.free_port()
+        site = base / "site.yaml"
+        site.write_text(
+            f"host:\n  name: mail.host.test\n  listen: [127.0.0.1]\n  ports: {{smtp: {smtp}, submission: false, "
+            "smtps: false, pop3: false, pop3s: false, imap: false, imaps: false}\ndomains: [host.test]\n"
+            f"users: [nobody]\npostmaster: nobody\ntls:\n  cert: {cert}\n  key: {key}\n"
+        )
+        env = {
+            "UPPER": str(base / "upper"),
+            "WORK": str(base / "work"),
+            "RUN": str(base / "run"),
+            "SITE": str(site),
+            "SMTP": str(smtp),
+            "PYTHON": shlex.quote(sys.executable),
+            "MAILCONF": f"{shlex.quote(sys.executable)} -m mailconf",
+        }
+        unshare = [realprogs.PROGRAMS["unshare"], "--mount", "--propagation", "private"]
+        try:
+            output = realprogs.run([*unshare, "/bin/sh", "-c", SUPERVISED], env=env, timeout=180).stdout
+        finally:
+            for path in (base / "run/svscan.pid", base / "upper/var/spool/postfix/pid/master.pid"):
+                if path.exists() and realprogs.is_running(pid := int(path.read_text().split()[0])):
+                    realprogs.stop_pid(pid)
+
+    first = section(output, "first apply")
+    assert first.rstrip().endswith("exit 0"), output
+    assert "started postfix (it was not running): ln -sfn /etc/sv/postfix /etc/service/postfix" in first, output
+    assert ": up (pid " in section(output, "svstat"), output
+    assert section(output, "banner").strip() == "mail.host.test", output
+    second = section(output, "second apply")
+    assert "reloaded postfix: postfix reload" in second and second.rstrip().endswith("exit 0"), output
+    assert section(output, "banner again").strip() == "mx2.host.test", "the supervised master reloaded (SIGHUP)"

@@ -328,7 +328,7 @@ def test_a_failed_first_apply_stops_the_daemons_it_started(box: Sandbox) -> None
         ("postfix", "systemd", "reload  systemctl reload postfix"),
         ("postfix", "sysvinit", "reload  /etc/init.d/postfix reload"),
         ("postfix", "openrc", "enable  rc-update add postfix default"),
-        ("postfix", "runit", "exec /usr/sbin/postfix start-fg"),
+        ("postfix", "runit", "exec /usr/lib/postfix/sbin/master -d"),
         ("exim", "systemd", "stop    systemctl stop exim4"),
         ("exim", "systemd", "check   grep -qs exim /proc/$(head -n1 /run/exim4/exim.pid)/cmdline"),
         ("sendmail", "runit", "stop    sv down sendmail"),

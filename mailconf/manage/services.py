@@ -28,6 +28,7 @@ class Service:
     directory: str = ""  # a service directory whose run script the backend renders (default: /etc/sv/NAME)
     unit: str = ""  # its systemd unit, when not NAME
     reload_signal: str = "h"  # under a supervisor: svc -h (SIGHUP: reload), or -t (restart: qmail rereads all)
+    reload: str = ""  # under a supervisor: the program's own reload instead of a signal
     # Whether it runs, for an init script's service: systemd's units generated from init scripts "remain after
     # exit", so `systemctl is-active` stays true when the daemon died (Exim's and Sendmail's on Debian 12).
     running: str = ""
@@ -41,7 +42,10 @@ class Service:
 # the qmail backend renders from the site (one listener per listening address; the rendering names them all).
 SERVICES: dict[str, list[Service]] = {
     # Debian's postfix.service is a oneshot wrapper, always "active": the instance unit runs the master.
-    "postfix": [Service("postfix", "/usr/sbin/postfix start-fg", unit="postfix@-")],
+    # `postfix start-fg` keeps its shell as the supervised process unless it is PID 1 (SIGHUP would not reach the
+    # master): the master itself runs in the foreground with -d.
+    # `postfix reload` waits until main.cf is 2 s old first; a bare SIGHUP right after the install is not seen.
+    "postfix": [Service("postfix", "/usr/lib/postfix/sbin/master -d", unit="postfix@-", reload="postfix reload")],
     "exim": [
         Service(
             "exim4", "/usr/sbin/exim4 -bdf -q30m", running="grep -qs exim /proc/$(head -n1 /run/exim4/exim.pid)/cmdline"
@@ -104,14 +108,14 @@ def _for_init(service: Service, init: str) -> dict[str, list[str]]:
         "daemontools": (
             f"ln -sfn {service.home} {supervised}",
             wait.format(f"svok {supervised}") + f"svc -u {supervised}",
-            f"svc -{service.reload_signal} {supervised}",
+            service.reload or f"svc -{service.reload_signal} {supervised}",
             f"svstat {supervised} | grep -q ': up '",
             f"svc -d {supervised}",
         ),
         "runit": (
             f"ln -sfn {service.home} {supervised}",
             wait.format(f"sv status {n} >/dev/null") + f"sv up {n}",
-            f"sv {'hup' if service.reload_signal == 'h' else 'term'} {n}",
+            service.reload or f"sv {'hup' if service.reload_signal == 'h' else 'term'} {n}",
             f"sv status {n} | grep -q '^run:'",
             f"sv down {n}",
         ),
