@@ -171,6 +171,33 @@ def test_a_crash_between_moves_is_undone_by_rollback_and_the_next_apply(
     assert "\n2526 " in box.file("/etc/postfix/master.cf").read_text()
 
 
+def test_a_crash_in_the_middle_of_a_rollback_is_finished_by_the_next_run(
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box.write(smtp=2525)
+    box.apply(reload=False)
+    first = {k: v for k, v in box.snapshot().items() if k.startswith("etc/")}
+    box.write(smtp=2526, host="mx.apply.test")
+    box.apply(reload=False)
+    real_install = fs.install
+
+    def crash_at_master_cf(dest: Path, *args: object, **kwargs: object) -> None:
+        if dest == box.file("/etc/postfix/master.cf"):
+            raise KeyboardInterrupt("power cut")
+        real_install(dest, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fs, "install", crash_at_master_cf)
+    with pytest.raises(KeyboardInterrupt):
+        rollback(box.root, reload=False, say=lambda _: None)
+    monkeypatch.undo()
+    assert box.file(fs.JOURNAL).exists(), "the half-done restore is journaled"
+    messages: list[str] = []
+    rollback(box.root, reload=False, say=messages.append)
+    assert any(m.startswith("recovered from an interrupted apply") for m in messages)
+    assert {k: v for k, v in box.snapshot().items() if k.startswith("etc/")} == first
+    assert not box.file(fs.JOURNAL).exists()
+
+
 def test_a_failed_move_puts_the_previous_set_back_at_once(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     box.write(smtp=2525)
     box.apply(reload=False)

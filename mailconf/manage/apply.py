@@ -422,7 +422,7 @@ def apply(
     failures = reloaded.failures
     if failures:
         again = stop_services(reloaded.started, say)  # not running before this apply: not after it (stopped
-        fs.restore(root, folder)  #                     while the config they run from is still there)
+        fs.restore_journaled(root, folder)  #           while the config they run from is still there)
         again += reload_services([s for s in touched if s not in reloaded.started], say).failures
         raise ApplyFailed(
             "the reload failed:\n  "
@@ -464,7 +464,7 @@ def rollback(root: Path, to: str | None = None, *, reload: bool = True, say: Say
     failures = []
     if reload:  # a program the set put back does not run (its files did not exist): stopped while they do
         failures += stop_services([s for s in undone if s.program not in {b.program for b in back}], say)
-    restored = fs.restore(root, folder)
+    restored = fs.restore_journaled(root, folder)
     say(f"restored {len(restored)} file(s) from {folder}")
     if reload:
         failures += reload_services(back, say, start=False).failures

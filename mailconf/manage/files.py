@@ -181,6 +181,15 @@ def _remove_temp_files(dest: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def restore_journaled(root: Path, folder: Path) -> list[str]:
+    """restore() under a journal naming the set: a crash half-way is finished by the next recover()."""
+    journal = on_disk(root, JOURNAL)
+    write_json(journal, {"backup": folder.name, "paths": [], "restoring": True})
+    restored = restore(root, folder)
+    unlink_synced(journal)
+    return restored
+
+
 def recover(root: Path) -> Path | None:
     """After a crash between moves, put the whole set from before back; return the backup used, if any."""
     journal = on_disk(root, JOURNAL)
