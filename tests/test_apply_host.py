@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import realprogs
 from mailtest import self_signed
 
-SCRIPT = r"""
+# The throwaway host, then the story's helpers: `step NAME` starts a section of the output, `banner` greets.
+PRELUDE = r"""
 set -u
 if [ -n "$TREE" ]; then
     mount -t overlay mailconf-usr -o "lowerdir=$TREE/usr:/usr" /usr
@@ -28,32 +31,56 @@ mount -t overlay mailconf-etc -o "lowerdir=$ETC_LOWER,upperdir=$UPPER/etc,workdi
 mount -t overlay mailconf-var -o "lowerdir=/var,upperdir=$UPPER/var,workdir=$WORK/var" /var
 mount --bind "$RUN" /run
 step() { echo "== $1"; }
+banner() { $PYTHON -c "import smtplib; print(smtplib.SMTP('127.0.0.1', $SMTP, timeout=10).ehlo()[1].decode().split()[0])"; }
+"""
+STORY = r"""
 apply() { $MAILCONF apply -c "$SITE" --mta "$MTA" --pop-imap "$POP_IMAP" --init none "$@" 2>&1; echo "exit $?"; }
 step "apply over Debian's configs"; apply
 step "apply --force"; apply --force
-step "banner"; $PYTHON -c "import smtplib; print(smtplib.SMTP('127.0.0.1', $SMTP, timeout=10).ehlo()[1].decode().split()[0])"
+step "banner"; banner
 step "second apply"; apply
 step "config"; cat "$CONFIG"
 step "rollback"; $MAILCONF rollback 2>&1; echo "exit $?"
 step "after rollback"; ls "$CONFIG" 2>&1
+"""
+SUPERVISED = r"""
+mkdir -p /etc/service
+svscan /etc/service >/dev/null 2>&1 &
+echo $! >/run/svscan.pid
+apply() { $MAILCONF apply -c "$SITE" --mta postfix --pop-imap none --init daemontools --force 2>&1; echo "exit $?"; }
+step "first apply"; apply
+step "svstat"; svstat /etc/service/postfix
+step "banner"; banner
+sed -i 's/mail.host.test/mx2.host.test/' "$SITE"
+step "second apply"; apply
+step "banner again"; banner
+step "stop"; kill "$(cat /run/svscan.pid)"; svc -dx /etc/service/postfix
+for i in 1 2 3 4 5 6 7 8 9 10; do svok /etc/service/postfix || break; sleep 1; done
 """
 CASES = {  # MTA: (its unpacked tree, POP/IMAP server, its main config file, a line of it naming the host)
     "postfix": (None, "dovecot", "/etc/postfix/main.cf", "myhostname = mail.host.test"),
     "exim": (realprogs.EXIM_ROOT, "none", "/etc/exim4/exim4.conf", "primary_hostname = mail.host.test"),
     "sendmail": (realprogs.SENDMAIL_ROOT, "none", "/etc/mail/sendmail.cf", "Djmail.host.test"),
 }
-PID_FILES = ("var/spool/postfix/pid/master.pid", "run/dovecot/master.pid", "run/exim4/exim.pid")
+# Every daemon a story may start, by PID file: in the overlay's upper layer (/var) or the bound /run.
+PID_FILES = (
+    "upper/var/spool/postfix/pid/master.pid",
+    "run/dovecot/master.pid",
+    "run/exim4/exim.pid",
+    "run/sendmail/mta/sendmail.pid",
+    "run/svscan.pid",
+)
 
 
-def section(output: str, name: str) -> str:
-    return output.split(f"== {name}\n", 1)[1].split("\n== ", 1)[0]
+@dataclass
+class Story:
+    output: str
+    base: Path  # the (removed) directory that held the layers
+    tls: Path  # the site's certificate and key are in here, outside the layers
 
 
-@pytest.mark.parametrize("mta", CASES)
-def test_apply_on_the_host_over_debians_configs_serves_and_rolls_back(mta: str) -> None:
-    tree, pop_imap, config, host_line = CASES[mta]
-    realprogs.require({"postfix": "postfix", "exim": "exim", "sendmail": "sendmail"}[mta])
-    realprogs.require("unshare")
+def tell(story: str, tree: Path | None = None, **env: str) -> Story:
+    """Run PRELUDE + story in a throwaway host; the site (mail.host.test, SMTP on a free loopback port) is $SITE."""
     with realprogs.open_tmpdir("mailconf-host-") as base:
         for layer in ("upper/etc", "upper/var", "work/etc", "work/var", "run"):
             (base / layer).mkdir(parents=True)
@@ -65,7 +92,7 @@ def test_apply_on_the_host_over_debians_configs_serves_and_rolls_back(mta: str) 
             "smtps: false, pop3: false, pop3s: false, imap: false, imaps: false}\ndomains: [host.test]\n"
             f"users: [nobody]\npostmaster: nobody\ntls:\n  cert: {cert}\n  key: {key}\n"
         )
-        env = {
+        env |= {
             "TREE": str(tree or ""),
             "NS_ETC": str(realprogs._ns_etc()),
             "NS_HOSTNAME": realprogs.NS_HOSTNAME,
@@ -74,21 +101,30 @@ def test_apply_on_the_host_over_debians_configs_serves_and_rolls_back(mta: str) 
             "RUN": str(base / "run"),
             "SITE": str(site),
             "SMTP": str(smtp),
-            "MTA": mta,
-            "POP_IMAP": pop_imap,
-            "CONFIG": config,
             "PYTHON": shlex.quote(sys.executable),
             "MAILCONF": f"{shlex.quote(sys.executable)} -m mailconf",
         }
         unshare = [realprogs.PROGRAMS["unshare"], "--mount", "--uts", "--propagation", "private"]
         try:
-            output = realprogs.run([*unshare, "/bin/sh", "-c", SCRIPT], env=env, timeout=180).stdout
-        finally:  # every daemon the story started: their PID files are in the upper layer or the bound /run
-            pid_files = [base / "upper" / p for p in PID_FILES[:1]] + [base / p for p in PID_FILES[1:]]
-            pid_files += [base / "run/sendmail/mta/sendmail.pid"]
-            for path in pid_files:
+            output = realprogs.run([*unshare, "/bin/sh", "-c", PRELUDE + story], env=env, timeout=180).stdout
+        finally:
+            for path in (base / p for p in PID_FILES):
                 if path.exists() and realprogs.is_running(pid := int(path.read_text().split()[0])):
                     realprogs.stop_pid(pid)
+    return Story(output, base, cert.parent)
+
+
+def section(output: str, name: str) -> str:
+    return output.split(f"== {name}\n", 1)[1].split("\n== ", 1)[0]
+
+
+@pytest.mark.parametrize("mta", CASES)
+def test_apply_on_the_host_over_debians_configs_serves_and_rolls_back(mta: str) -> None:
+    tree, pop_imap, config, host_line = CASES[mta]
+    realprogs.require({"postfix": "postfix", "exim": "exim", "sendmail": "sendmail"}[mta])
+    realprogs.require("unshare")
+    story = tell(STORY, tree, MTA=mta, POP_IMAP=pop_imap, CONFIG=config)
+    output = story.output
 
     first, forced = section(output, "apply over Debian's configs"), section(output, "apply --force")
     if "not written by mailconf" in first:  # Debian's config in the way: refused, then replaced with --force
@@ -101,65 +137,17 @@ def test_apply_on_the_host_over_debians_configs_serves_and_rolls_back(mta: str) 
     assert (
         host_line in installed
         and "mailconf-check-" not in installed
-        and str(base) not in installed.replace(str(cert.parent), "")
+        and str(story.base) not in installed.replace(str(story.tls), "")
     ), "the config names the host's paths: neither the scratch root nor the namespace's layers"
     rolled_back = section(output, "rollback")
     assert rolled_back.rstrip().endswith("exit 0") and f"stopped {mta} again" in rolled_back, output
     assert "No such file" in section(output, "after rollback"), "the first apply undone: its config is gone"
 
 
-SUPERVISED = r"""
-set -u
-mount -t overlay mailconf-etc -o "lowerdir=/etc,upperdir=$UPPER/etc,workdir=$WORK/etc" /etc
-mount -t overlay mailconf-var -o "lowerdir=/var,upperdir=$UPPER/var,workdir=$WORK/var" /var
-mount --bind "$RUN" /run
-mkdir -p /etc/service
-svscan /etc/service >/dev/null 2>&1 &
-echo $! >/run/svscan.pid
-step() { echo "== $1"; }
-apply() { $MAILCONF apply -c "$SITE" --mta postfix --pop-imap none --init daemontools --force 2>&1; echo "exit $?"; }
-banner() { $PYTHON -c "import smtplib; print(smtplib.SMTP('127.0.0.1', $SMTP, timeout=10).ehlo()[1].decode().split()[0])"; }
-step "first apply"; apply
-step "svstat"; svstat /etc/service/postfix
-step "banner"; banner
-sed -i 's/mail.host.test/mx2.host.test/' "$SITE"
-step "second apply"; apply
-step "banner again"; banner
-step "stop"; kill "$(cat /run/svscan.pid)"; svc -dx /etc/service/postfix
-for i in 1 2 3 4 5 6 7 8 9 10; do svok /etc/service/postfix || break; sleep 1; done
-"""
-
-
 def test_apply_runs_postfix_under_a_real_daemontools_supervisor_and_reloads_it() -> None:
     for program in ("postfix", "unshare", "svscan"):
         realprogs.require(program)
-    with realprogs.open_tmpdir("mailconf-svscan-") as base:
-        for layer in ("upper/etc", "upper/var", "work/etc", "work/var", "run"):
-            (base / layer).mkdir(parents=True)
-        cert, key = self_signed(base / "tls")
-        smtp = realprogs.free_port()
-        site = base / "site.yaml"
-        site.write_text(
-            f"host:\n  name: mail.host.test\n  listen: [127.0.0.1]\n  ports: {{smtp: {smtp}, submission: false, "
-            "smtps: false, pop3: false, pop3s: false, imap: false, imaps: false}\ndomains: [host.test]\n"
-            f"users: [nobody]\npostmaster: nobody\ntls:\n  cert: {cert}\n  key: {key}\n"
-        )
-        env = {
-            "UPPER": str(base / "upper"),
-            "WORK": str(base / "work"),
-            "RUN": str(base / "run"),
-            "SITE": str(site),
-            "SMTP": str(smtp),
-            "PYTHON": shlex.quote(sys.executable),
-            "MAILCONF": f"{shlex.quote(sys.executable)} -m mailconf",
-        }
-        unshare = [realprogs.PROGRAMS["unshare"], "--mount", "--propagation", "private"]
-        try:
-            output = realprogs.run([*unshare, "/bin/sh", "-c", SUPERVISED], env=env, timeout=180).stdout
-        finally:
-            for path in (base / "run/svscan.pid", base / "upper/var/spool/postfix/pid/master.pid"):
-                if path.exists() and realprogs.is_running(pid := int(path.read_text().split()[0])):
-                    realprogs.stop_pid(pid)
+    output = tell(SUPERVISED).output
 
     first = section(output, "first apply")
     assert first.rstrip().endswith("exit 0"), output

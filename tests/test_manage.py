@@ -137,20 +137,30 @@ def test_a_file_mailconf_never_wrote_is_not_replaced_without_force(box: Sandbox)
     assert not box.file("/etc/postfix/master.cf").exists(), "nothing else was installed either"
 
 
+def fail_installing(
+    monkeypatch: pytest.MonkeyPatch, path: Path, error: BaseException, *, once: bool = False
+) -> list[Path]:
+    """Make installing `path` raise `error` (KeyboardInterrupt: a crash; OSError: a full disk), every time or
+    `once`; return the installs that failed."""
+    real_install, failed = fs.install, []
+
+    def install(dest: Path, *args: object, **kwargs: object) -> None:
+        if dest == path and not (once and failed):
+            failed.append(dest)
+            raise error
+        real_install(dest, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fs, "install", install)
+    return failed
+
+
 def test_a_crash_between_moves_is_undone_by_rollback_and_the_next_apply(
     box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     box.write(smtp=2525)
     box.apply(reload=False)
     old = box.snapshot()
-    real_install = fs.install
-
-    def crash_at_master_cf(dest: Path, *args: object, **kwargs: object) -> None:
-        if dest == box.file("/etc/postfix/master.cf"):
-            raise KeyboardInterrupt("power cut")
-        real_install(dest, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(fs, "install", crash_at_master_cf)
+    fail_installing(monkeypatch, box.file("/etc/postfix/master.cf"), KeyboardInterrupt("power cut"))
     box.write(smtp=2526, host="mx.apply.test")
     with pytest.raises(KeyboardInterrupt):
         box.apply(reload=False)
@@ -179,14 +189,7 @@ def test_a_crash_in_the_middle_of_a_rollback_is_finished_by_the_next_run(
     first = {k: v for k, v in box.snapshot().items() if k.startswith("etc/")}
     box.write(smtp=2526, host="mx.apply.test")
     box.apply(reload=False)
-    real_install = fs.install
-
-    def crash_at_master_cf(dest: Path, *args: object, **kwargs: object) -> None:
-        if dest == box.file("/etc/postfix/master.cf"):
-            raise KeyboardInterrupt("power cut")
-        real_install(dest, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(fs, "install", crash_at_master_cf)
+    fail_installing(monkeypatch, box.file("/etc/postfix/master.cf"), KeyboardInterrupt("power cut"))
     with pytest.raises(KeyboardInterrupt):
         rollback(box.root, reload=False, say=lambda _: None)
     monkeypatch.undo()
@@ -202,15 +205,9 @@ def test_a_failed_move_puts_the_previous_set_back_at_once(box: Sandbox, monkeypa
     box.write(smtp=2525)
     box.apply(reload=False)
     old = {k: v for k, v in box.snapshot().items() if not k.startswith("var/backups")}
-    real_install, failed = fs.install, []
-
-    def disk_full_at_master_cf(dest: Path, *args: object, **kwargs: object) -> None:
-        if dest == box.file("/etc/postfix/master.cf") and not failed:
-            failed.append(dest)
-            raise OSError(28, "No space left on device")
-        real_install(dest, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(fs, "install", disk_full_at_master_cf)
+    failed = fail_installing(
+        monkeypatch, box.file("/etc/postfix/master.cf"), OSError(28, "No space left on device"), once=True
+    )
     box.write(smtp=2526, host="mx.apply.test")
     with pytest.raises(ApplyFailed, match="No space left on device"):
         box.apply(reload=False)

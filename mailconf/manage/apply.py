@@ -64,7 +64,12 @@ class Plan:
     files: list[Planned] = field(default_factory=list)
     services: list[ServiceCommands] = field(default_factory=list)
     built: list[Planned] = field(default_factory=list)  # built files apply would replace: edited since, or foreign
-    products: dict[str, str] = field(default_factory=dict)  # built file -> its sha256 after the last apply
+    last: dict = field(default_factory=dict)  # the MANIFEST of the last apply ({}: none)
+
+    @property
+    def products(self) -> dict[str, str]:
+        """Built file -> its sha256 after the last apply."""
+        return self.last.get("products", {})
 
     @property
     def changes(self) -> list[Planned]:
@@ -99,9 +104,8 @@ def make_plan(loaded: LoadedSite, programs: dict[str, str], root: Path, init: st
     target = target_for(root, loaded.path.name)
     plan = Plan(root, programs, render_programs(loaded, programs, target), target)
     plan.services = [service_commands(p, init or detect_init(str(root), p), r) for p, r in plan.renderings.items()]
-    last = fs.load_json(root / fs.STATE) or {}
+    plan.last = last = fs.load_json(root / fs.STATE) or {}
     previous = {f["path"]: f["sha256"] for f in last.get("files", [])}
-    plan.products = last.get("products", {})
     rendered = plan.rendering.files + [f for s in plan.services for f in s.files]
     for file in rendered:
         data = file.text(target.site_name).encode("utf-8")
@@ -313,23 +317,12 @@ def stop_services(services: list[ServiceCommands], say: Say) -> list[str]:
 # ------------------------------------------------------------------------------------------------ apply
 
 
-def apply(
-    loaded: LoadedSite,
-    programs: dict[str, str],
-    root: Path,
-    *,
-    init: str | None = None,
-    force: bool = False,
-    dry_run: bool = False,
-    reload: bool = True,
-    say: Say = print,
-) -> bool:
-    """Install the rendered site under root. True when something changed; ApplyFailed when refused or undone."""
-    _recover(root, say)
-    plan = make_plan(loaded, programs, root, init)
-    last = fs.load_json(root / fs.STATE) or {}
+def _refuse_what_needs_force(plan: Plan) -> None:
+    """ApplyFailed for a change that must not happen without --force: other programs or services than the last
+    apply's, or files edited by hand or not written by mailconf."""
+    programs, last = plan.programs, plan.last
     before = last.get("programs", programs)
-    if before != programs and not force:
+    if before != programs:
         raise ApplyFailed(
             f"the last apply installed {_names(before)}, this one would install {_names(programs)}: the files of "
             "the programs left out would be deleted while they still run; nothing was changed\n"
@@ -337,13 +330,13 @@ def apply(
         )
     enabled = {s["program"]: s["commands"].get("enable", []) for s in last.get("services", [])}
     moved = [s for s in plan.services if s.program in enabled and enabled[s.program] != s.commands.get("enable", [])]
-    if moved and not force:  # another init system, or other services (qmail: one listener per address)
+    if moved:  # another init system, or other services (qmail: one listener per address)
         raise ApplyFailed(
             "the services would change, nothing was changed:\n"
             + "".join(f"  {s.program}: was {enabled[s.program]}, now {s.commands.get('enable', [])}\n" for s in moved)
             + "hint: stop (and disable) the old services first, then apply again with --force"
         )
-    if plan.blocked and not force:
+    if plan.blocked:
         why = {fs.DRIFTED: "edited by hand since the last apply", fs.UNMANAGED: "not written by mailconf"}
         lines = [
             f"  {p.path}: {why[p.state]}"
@@ -358,6 +351,24 @@ def apply(
             + diff(plan)
             + f"hint: {KEEP_HINT}"
         )
+
+
+def apply(
+    loaded: LoadedSite,
+    programs: dict[str, str],
+    root: Path,
+    *,
+    init: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    reload: bool = True,
+    say: Say = print,
+) -> bool:
+    """Install the rendered site under root. True when something changed; ApplyFailed when refused or undone."""
+    _recover(root, say)
+    plan = make_plan(loaded, programs, root, init)
+    if not force:
+        _refuse_what_needs_force(plan)
     if not plan.changes:
         say("nothing to change: the installed files match the site description; nothing reloaded")
         return False

@@ -13,7 +13,10 @@ import shutil
 from dataclasses import dataclass, field
 
 from mailconf.errors import Location, MailconfError, Problem
+from mailconf.mta.common import pid_file_commands, svstat_up
+from mailconf.mta.exim import PID_FILE as EXIM_PID_FILE
 from mailconf.mta.qmail import SEND_SERVICE, SMTPD_SERVICE
+from mailconf.mta.sendmail import PID_FILE as SENDMAIL_PID_FILE
 from mailconf.render import RenderedFile, Rendering, render_template
 
 INITS = ("systemd", "sysvinit", "openrc", "daemontools", "runit", "none")
@@ -38,6 +41,10 @@ class Service:
         return self.directory or f"{SV_DIR}/{self.name}"
 
 
+def _pid_check(name: str, pid_file: str) -> str:
+    return pid_file_commands(name, pid_file)["status"][0]
+
+
 # Per program: its services. qmail is two: the queue and the SMTP listener under tcpserver, whose run scripts
 # the qmail backend renders from the site (one listener per listening address; the rendering names them all).
 SERVICES: dict[str, list[Service]] = {
@@ -46,17 +53,9 @@ SERVICES: dict[str, list[Service]] = {
     # master): the master itself runs in the foreground with -d.
     # `postfix reload` waits until main.cf is 2 s old first; a bare SIGHUP right after the install is not seen.
     "postfix": [Service("postfix", "/usr/lib/postfix/sbin/master -d", unit="postfix@-", reload="postfix reload")],
-    "exim": [
-        Service(
-            "exim4", "/usr/sbin/exim4 -bdf -q30m", running="grep -qs exim /proc/$(head -n1 /run/exim4/exim.pid)/cmdline"
-        )
-    ],
+    "exim": [Service("exim4", "/usr/sbin/exim4 -bdf -q30m", running=_pid_check("exim", EXIM_PID_FILE))],
     "sendmail": [
-        Service(
-            "sendmail",
-            "/usr/sbin/sendmail -bD -q30m",
-            running="grep -qs sendmail /proc/$(head -n 1 /run/sendmail/mta/sendmail.pid)/cmdline",
-        )
+        Service("sendmail", "/usr/sbin/sendmail -bD -q30m", running=_pid_check("sendmail", SENDMAIL_PID_FILE))
     ],
     "qmail": [
         Service("qmail-send", directory=SEND_SERVICE, reload_signal="t"),
@@ -109,7 +108,7 @@ def _for_init(service: Service, init: str) -> dict[str, list[str]]:
             f"ln -sfn {service.home} {supervised}",
             wait.format(f"svok {supervised}") + f"svc -u {supervised}",
             service.reload or f"svc -{service.reload_signal} {supervised}",
-            f"svstat {supervised} | grep -q ': up '",
+            svstat_up(supervised),
             f"svc -d {supervised}",
         ),
         "runit": (

@@ -6,6 +6,7 @@ import re
 from typing import Any, ClassVar
 
 from mailconf.errors import MailconfError, Problem, RenderRefused
+from mailconf.mta.common import mail_store_directories, pid_file_commands
 from mailconf.render import Directory, RenderedFile, Rendering, Target, render_template
 from mailconf.site import LoadedSite
 from mailconf.site.views import (
@@ -18,6 +19,7 @@ from mailconf.site.views import (
 
 ETC = "/etc/exim4"
 CONF = f"{ETC}/exim4.conf"
+PID_FILE = "/run/exim4/exim.pid"
 SPOOL = "/var/spool/exim4"
 BEGIN_ACL = "\nbegin acl\n"  # ends the main section
 EXIM_USER = "Debian-exim"  # Debian's compiled-in exim_user
@@ -130,7 +132,7 @@ class Exim:
             relay_from_hosts=site.trusted_networks,
             spool_directory=p(SPOOL),
             log_file_path=p("/var/log/exim4/%slog"),
-            pid_file_path=p("/run/exim4/exim.pid"),
+            pid_file_path=p(PID_FILE),
             daemon_smtp_ports=[port for port in (ports.smtp, ports.submission, ports.smtps) if port],
             tls_on_connect_ports=[ports.smtps] if ports.smtps else [],
             local_interfaces=site.host.listen,
@@ -158,18 +160,12 @@ class Exim:
             Directory(SPOOL, owner=EXIM_USER, group=EXIM_USER, mode=0o750),
             Directory("/var/log/exim4", owner=EXIM_USER, group="adm", mode=0o2750),
             Directory("/run/exim4", owner=EXIM_USER, group=EXIM_USER, mode=0o755),
-            Directory(site.mailbox.spool, group="mail", mode=0o2775),
+            *mail_store_directories(site),
         ]
-        if site.virtual_domains:
-            uid, gid = str(site.mailbox.virtual_uid), str(site.mailbox.virtual_gid)
-            out.directories.append(Directory(site.mailbox.virtual_root, owner=uid, group=gid, mode=0o770))
         out.commands = {
             "check": [check],
             "start": [f"exim4 {self._c(target)}-bd -q30m"],
-            "reload": [f"kill -HUP $(head -n1 {p('/run/exim4/exim.pid')})"],
-            # the PID file's process, if it is Exim (a stale PID file may name another process by now)
-            "status": [f"grep -qs exim /proc/$(head -n1 {p('/run/exim4/exim.pid')})/cmdline"],
-            "stop": [f"kill $(head -n1 {p('/run/exim4/exim.pid')})"],
+            **pid_file_commands("exim", p(PID_FILE)),
         }
         return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mailconf.mta.common import mail_store_directories
 from mailconf.render import Directory, RenderedFile, Rendering, Target, render_template
 from mailconf.site import LoadedSite
 from mailconf.site.views import (
@@ -125,11 +126,8 @@ class Postfix:
         out.directories += [
             Directory("/var/spool/postfix"),
             Directory("/var/lib/postfix", owner="postfix", group="postfix", mode=0o700),
-            Directory(site.mailbox.spool, group="mail", mode=0o2775),
+            *mail_store_directories(site),
         ]
-        if site.virtual_domains:
-            uid, gid = str(site.mailbox.virtual_uid), str(site.mailbox.virtual_gid)
-            out.directories.append(Directory(site.mailbox.virtual_root, owner=uid, group=gid, mode=0o770))
         out.commands = {
             "build": [f.build for f in out.files if f.build],
             "check": [check],

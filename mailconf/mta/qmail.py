@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mailconf.errors import Location, Problem, RenderRefused
+from mailconf.mta.common import svstat_up
 from mailconf.render import HEADER, Directory, RenderedFile, Rendering, Target, render_template
 from mailconf.site import LoadedSite
 from mailconf.site.model import Site
@@ -164,7 +165,7 @@ class Qmail:
             "start": [f"svc -u {' '.join(p(s) for s in services)}"],
             # qmail-send rereads only locals and virtualdomains on HUP; a restart rereads everything (me, rc, ...)
             "reload": [f"svc -t {' '.join(p(s) for s in services)}"],
-            "status": [f"svstat {p(s)} | grep -q ': up '" for s in services],
+            "status": [svstat_up(p(s)) for s in services],
             "stop": [f"svc -d {' '.join(p(s) for s in services)}"],
         }
         out.services = services

@@ -15,6 +15,7 @@ import re
 from typing import ClassVar
 
 from mailconf.errors import Location, MailconfError, Problem, RenderRefused
+from mailconf.mta.common import mail_store_directories, pid_file_commands
 from mailconf.render import Directory, RenderedFile, Rendering, Target, render_template
 from mailconf.site import LoadedSite
 from mailconf.site.views import address_aliases, addresses_by_domain, catch_alls, smarthost_login, system_aliases
@@ -171,11 +172,8 @@ class Sendmail:
             Directory(QUEUE_DIR, mode=0o700),
             Directory(PID_FILE.rpartition("/")[0], group="smmsp", mode=0o755),  # root: Sendmail refuses others
             Directory(SASLAUTHD_DIR, group="sasl", mode=0o710),  # as Debian's saslauthd makes it
-            Directory(site.mailbox.spool, group="mail", mode=0o2775),
+            *mail_store_directories(site),
         ]
-        if site.virtual_domains:
-            uid, gid = str(site.mailbox.virtual_uid), str(site.mailbox.virtual_gid)
-            out.directories.append(Directory(site.mailbox.virtual_root, owner=uid, group=gid, mode=0o770))
         logins = site.host.ports.submission or site.host.ports.smtps
         check = f"sendmail {config}-bv postmaster"
         daemon = f"/usr/sbin/sendmail {config}-bd -q15m"  # a full path: SIGHUP restarts by exec(argv)
@@ -183,10 +181,10 @@ class Sendmail:
             "build": [self._m4(target)] + [f.build for f in out.files[1:] if f.build],
             "check": [check],
             "start": [saslauthd, daemon] if logins else [daemon],
-            "reload": [f"kill -HUP $(head -n 1 {p(PID_FILE)})"],
-            "status": [f"grep -qs sendmail /proc/$(head -n 1 {p(PID_FILE)})/cmdline"],  # not a stale PID's process
-            "stop": [f"kill $(head -n 1 {p(PID_FILE)})"] + ([f"kill $(cat {mux_dir}/saslauthd.pid)"] if logins else []),
+            **pid_file_commands("sendmail", p(PID_FILE)),
         }
+        if logins:  # saslauthd was started with it
+            out.commands["stop"].append(f"kill $(cat {mux_dir}/saslauthd.pid)")
         return out
 
     @staticmethod
