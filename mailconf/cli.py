@@ -179,13 +179,14 @@ def diff(
     mta: MtaOption = "postfix",
     pop_imap: PopImapOption = "none",
     root: RootOption = Path("/"),
+    init: InitOption = None,
 ) -> None:
     """Show what apply would change: a unified diff, installed -> rendered (secrets: names only)."""
     from mailconf.manage.apply import diff as show_diff
     from mailconf.manage.apply import make_plan, programs_for
 
     loaded = _load(config)
-    plan = _manage(lambda: make_plan(loaded, programs_for(mta, pop_imap), root.resolve(), "none"))
+    plan = _manage(lambda: make_plan(loaded, programs_for(mta, pop_imap), root.resolve(), init))
     text = show_diff(plan, color=sys.stdout.isatty())
     print(text or "no differences: the installed files match the site description", end="" if text else "\n")
 

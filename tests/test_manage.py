@@ -407,3 +407,11 @@ def test_qmail_services_run_the_scripts_the_qmail_backend_renders_from_the_site(
     ]
     rendered = {f.path for f in rendering.files}
     assert set(service.backend_runs) <= rendered and len(service.backend_runs) == 3
+
+
+def test_diff_judges_the_run_scripts_of_the_init_system_apply_used(box: Sandbox) -> None:
+    box.write()
+    assert box.cli("apply", "--no-reload", "--init", "daemontools").returncode == 0
+    assert box.file("/etc/sv/postfix/run").exists()
+    assert "no differences" in box.cli("diff", "--init", "daemontools").stdout
+    assert "/etc/sv/postfix/run (obsolete)" in box.cli("diff", "--init", "none").stdout, "another init: not its files"
