@@ -82,7 +82,4 @@ def render_programs(loaded: LoadedSite, programs: dict[str, str], target: Target
 def render_site(loaded: LoadedSite, mta: str, pop_imap: str | None, target: Target) -> Rendering:
     """Every file of the site for this MTA (and POP/IMAP server), as one rendering."""
     programs = {"mta": mta} | ({"pop_imap": pop_imap} if pop_imap else {})
-    combined = Rendering()
-    for rendering in render_programs(loaded, programs, target).values():
-        combined.extend(rendering)
-    return combined
+    return Rendering.combined(render_programs(loaded, programs, target).values())

@@ -10,6 +10,7 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -93,6 +94,14 @@ class Rendering:
     directories: list[Directory] = field(default_factory=list)
     commands: dict[str, list[str]] = field(default_factory=dict)  # build, check, start, reload
     services: list[str] = field(default_factory=list)  # service directories whose run scripts are in `files`
+
+    @classmethod
+    def combined(cls, renderings: Iterable[Rendering]) -> Rendering:
+        """Several programs' renderings as one: their files, directories and commands together."""
+        whole = cls()
+        for rendering in renderings:
+            whole.extend(rendering)
+        return whole
 
     def extend(self, other: Rendering) -> None:
         self.files += other.files

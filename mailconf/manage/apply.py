@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from mailconf.backends import render_programs
@@ -84,12 +85,9 @@ class Plan:
         runs = [f for s in self.services if s.program == program for f in s.files]
         return {f.path for f in self.renderings[program].files + runs}
 
-    @property
+    @cached_property
     def rendering(self) -> Rendering:
-        combined = Rendering()
-        for rendering in self.renderings.values():
-            combined.extend(rendering)
-        return combined
+        return Rendering.combined(self.renderings.values())
 
 
 def target_for(root: Path, site_name: str) -> Target:
@@ -182,9 +180,7 @@ def validate(loaded: LoadedSite, plan: Plan) -> dict[str, tuple[bytes, RenderedF
     try:
         scratch.chmod(0o755)  # the daemons' users must reach their directories during the checks
         target = Target(root=str(scratch), site_name=plan.target.site_name)
-        rendering = Rendering()
-        for r in render_programs(loaded, plan.programs, target).values():
-            rendering.extend(r)
+        rendering = Rendering.combined(render_programs(loaded, plan.programs, target).values())
         write_tree(rendering, scratch, target, plan.programs, mailboxes=False)
         settled = time.time() - 60  # Postfix's tools wait until main.cf is 2 s old: the scratch copy need not
         for f in rendering.files:
